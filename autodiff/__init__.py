@@ -1,0 +1,17 @@
+"""autodiff: forward and reverse mode from one set of derivative rules.
+
+User functions are plain numpy.  `grad`, `vjp` and `jacrev` record a tape;
+`jvp`, `jacfwd` and `dual` push `Dual` arrays through it; any nesting works,
+and running the tape on Duals (`hvp`, `jvp` of a loop that calls `grad`) gives
+forward derivatives through whole training runs in flat memory.
+"""
+from . import core as _core  # noqa: F401  (first: it loads the numpy vocabulary)
+from . import rules as _rules  # noqa: F401  (attaches the derivative rules)
+from .api import grad, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
+from .check import check_grads
+from .core import primal_value as stop_gradient
+from .dual import Dual, dual
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hvp",
+           "Dual", "dual", "check_grads", "stop_gradient"]
+__version__ = "0.1.0"

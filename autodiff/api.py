@@ -1,0 +1,285 @@
+"""The public transforms: grad, value_and_grad, vjp, jvp, jacfwd, jacrev, hvp.
+
+Each call opens its own trace (so nesting is tagged correctly) and closes it
+when it returns: the reverse-mode tape of a `grad` call is freed before the
+call returns, which is what keeps a forward hypergradient through a training
+loop flat in memory.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .core import Box, primal_value
+from .dual import Dual, ForwardTrace
+from .tape import ReverseTrace, is_var_of
+from .tree import tree_flatten, tree_map, tree_unflatten
+
+
+def _float_leaf(x, where: str):
+    if isinstance(x, Box):
+        dtype = x.dtype
+    else:
+        x = x if hasattr(x, "dtype") and hasattr(x, "shape") else np.asarray(x)
+        dtype = x.dtype
+    if not np.issubdtype(dtype, np.inexact):
+        raise TypeError(
+            f"{where}: differentiation needs floating-point inputs, got dtype {dtype}; "
+            "cast it with .astype(float), or leave it out of argnums"
+        )
+    return x
+
+
+def _argnums(argnums, nargs: int) -> tuple:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not -nargs <= n < nargs:
+            raise ValueError(f"argnums={argnums} but the function was called with {nargs} positional arguments")
+    return tuple(n % nargs for n in nums)
+
+
+def _zeros(x):
+    return np.zeros_like(primal_value(x))
+
+
+def _box_inputs(trace, args, nums):
+    """Replace args[n] (n in nums) by trees of input Vars; return them too."""
+    args = list(args)
+    inputs = []
+    for n in nums:
+        leaves, treedef = tree_flatten(args[n])
+        boxed = [trace.new_input(_float_leaf(x, f"argument {n}")) for x in leaves]
+        inputs.append((boxed, treedef))
+        args[n] = tree_unflatten(treedef, boxed)
+    return args, inputs
+
+
+def _collect(cts, inputs):
+    out = []
+    for boxed, treedef in inputs:
+        leaves = []
+        for b in boxed:
+            g = cts.get(b._node)
+            leaves.append(_zeros(b.value) if g is None else g)
+        out.append(tree_unflatten(treedef, leaves))
+    return out
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """``f`` and its reverse-mode gradient in one pass.
+
+    ``f`` must return a single-element array (or ``(value, aux)`` with
+    ``has_aux``).  The gradient has the pytree structure of the argument(s).
+    """
+
+    @functools.wraps(f)
+    def value_and_grad_f(*args, **kwargs):
+        nums = _argnums(argnums, len(args))
+        trace = ReverseTrace()
+        args, inputs = _box_inputs(trace, args, nums)
+        out = f(*args, **kwargs)
+        if has_aux:
+            out, aux = out
+        value = out.value if is_var_of(out, trace) else out
+        shape = np.shape(primal_value(value)) if hasattr(value, "shape") or np.isscalar(value) else None
+        if shape is None or int(np.prod(shape)) != 1:
+            what = f"shape {shape}" if shape is not None else f"a {type(value).__name__}"
+            raise TypeError(
+                f"grad needs a function with a single-element output, got {what}; "
+                "use vjp or jacrev for non-scalar outputs"
+            )
+        seeds = [(out._node, np.ones_like(primal_value(value)))] if is_var_of(out, trace) else []
+        cts = trace.backward(seeds, free=True)
+        grads = _collect(cts, inputs)
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return value_and_grad_f
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """The reverse-mode gradient of a scalar-valued ``f`` (see value_and_grad)."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def grad_f(*args, **kwargs):
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_f
+
+
+def vjp(f: Callable, *primals, has_aux: bool = False):
+    """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal."""
+    trace = ReverseTrace()
+    args, inputs = _box_inputs(trace, primals, range(len(primals)))
+    out = f(*args)
+    if has_aux:
+        out, aux = out
+    out_leaves, out_def = tree_flatten(out)
+    out_value = tree_unflatten(out_def, [o.value if is_var_of(o, trace) else o for o in out_leaves])
+
+    def vjp_fn(cotangent):
+        ct_leaves, ct_def = tree_flatten(cotangent)
+        if ct_def != out_def:
+            raise ValueError(f"cotangent structure {ct_def} does not match the output's {out_def}")
+        seeds = []
+        for o, c in zip(out_leaves, ct_leaves):
+            if np.shape(c) != np.shape(primal_value(o)):
+                raise ValueError(f"cotangent shape {np.shape(c)} does not match output shape "
+                                 f"{np.shape(primal_value(o))}")
+            if is_var_of(o, trace):
+                seeds.append((o._node, c))
+        return tuple(_collect(trace.backward(seeds), inputs))
+
+    return (out_value, vjp_fn, aux) if has_aux else (out_value, vjp_fn)
+
+
+def _forward(f, primals, tangent_leaves, trace):
+    """Run f with the float leaves of ``primals`` made Duals of ``trace``.
+
+    ``tangent_leaves[i]`` holds the batched tangent ((K,) + shape) of the i-th
+    leaf, or None for no tangent."""
+    args, i = [], 0
+    for p in primals:
+        leaves, treedef = tree_flatten(p)
+        boxed = []
+        for x in leaves:
+            t = tangent_leaves[i]
+            boxed.append(x if t is None else Dual(x, t, trace))
+            i += 1
+        args.append(tree_unflatten(treedef, boxed))
+    return f(*args)
+
+
+def jvp(f: Callable, primals: Sequence, tangents: Sequence):
+    """Forward mode: ``(f(*primals), directional derivative along tangents)``."""
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
+    t_leaves = []
+    for n, (p, t) in enumerate(zip(primals, tangents)):
+        pl, pd = tree_flatten(p)
+        tl, td = tree_flatten(t)
+        if pd != td:
+            raise ValueError(f"tangent structure {td} does not match primal structure {pd} (argument {n})")
+        for x, tx in zip(pl, tl):
+            xs, ts = np.shape(primal_value(x)), np.shape(primal_value(tx))
+            if xs != ts:
+                raise ValueError(f"tangent shape {ts} does not match primal shape {xs} (argument {n})")
+            if not np.issubdtype(np.result_type(primal_value(x)), np.inexact):
+                t_leaves.append(None)  # integers and booleans carry no tangent
+                continue
+            if not isinstance(tx, Box):
+                tx = np.asarray(tx, dtype=x.dtype) if hasattr(x, "dtype") else np.asarray(tx, dtype=float)
+            t_leaves.append(tx[None] if not isinstance(tx, Box) else tx.reshape((1,) + xs))
+    primals = [tree_map(lambda x: np.asarray(x, dtype=float) if isinstance(x, (float, int)) and
+                        not isinstance(x, bool) else x, p) for p in primals]
+    trace = ForwardTrace()
+    out = _forward(f, primals, t_leaves, trace)
+    leaves, treedef = tree_flatten(out)
+    ps = [o.primal if type(o) is Dual and o._trace is trace else o for o in leaves]
+    ts = [o.tangents[0] if type(o) is Dual and o._trace is trace else _zeros(o) for o in leaves]
+    return tree_unflatten(treedef, ps), tree_unflatten(treedef, ts)
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Callable:
+    """The Jacobian by forward mode: all N input directions in one batched pass
+    (or in passes of ``chunk_size`` directions).  For an input of shape ``s``
+    and an output of shape ``o`` the Jacobian has shape ``o + s``."""
+
+    @functools.wraps(f)
+    def jac_f(*args):
+        nums = _argnums(argnums, len(args))
+        args = [tree_map(lambda x: _float_leaf(x, f"argument {n}"), a) if n in nums else a
+                for n, a in enumerate(args)]
+        flat = [tree_flatten(a) for a in args]
+        slots, n_total = [], 0  # per leaf: (offset, size, shape, dtype) or None
+        for n, (leaves, _) in enumerate(flat):
+            for x in leaves:
+                if n in nums:
+                    shape = np.shape(primal_value(x))
+                    size = int(np.prod(shape))
+                    slots.append((n_total, size, shape, np.result_type(primal_value(x))))
+                    n_total += size
+                else:
+                    slots.append(None)
+        k = max(1, min(chunk_size or n_total, n_total))
+        chunks = []
+        for start in range(0, n_total, k):
+            stop = min(start + k, n_total)
+            t_leaves = []
+            for slot in slots:
+                if slot is None or not (slot[0] < stop and start < slot[0] + slot[1]):
+                    t_leaves.append(None)
+                    continue
+                off, size, shape, dtype = slot
+                lo, hi = max(start, off), min(stop, off + size)
+                t = np.zeros((stop - start, size), dtype=dtype)
+                t[np.arange(lo, hi) - start, np.arange(lo, hi) - off] = 1
+                t_leaves.append(t.reshape((stop - start,) + shape))
+            trace = ForwardTrace()
+            out_leaves, out_def = tree_flatten(_forward(f, args, t_leaves, trace))
+            chunks.append([o.tangents if type(o) is Dual and o._trace is trace else
+                           np.zeros((stop - start,) + np.shape(primal_value(o)),
+                                    dtype=np.result_type(primal_value(o)))
+                           for o in out_leaves])
+        cols = [np.concatenate(c, axis=0) for c in zip(*chunks)]  # each (N,) + out shape
+
+        def block(col, n):
+            """d out / d args[n], as a tree shaped like args[n] of (out shape + leaf shape)."""
+            first = sum(len(flat[m][0]) for m in range(n))
+            parts = []
+            for off, size, shape, _ in slots[first:first + len(flat[n][0])]:
+                j = np.moveaxis(col[off:off + size], 0, -1)
+                parts.append(j.reshape(col.shape[1:] + shape))
+            return tree_unflatten(flat[n][1], parts)
+
+        per_out = [block(c, nums[0]) if isinstance(argnums, int) else tuple(block(c, n) for n in nums)
+                   for c in cols]
+        return tree_unflatten(out_def, per_out)
+
+    return jac_f
+
+
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian by reverse mode: one backward sweep per output element."""
+
+    @functools.wraps(f)
+    def jac_f(*args):
+        nums = _argnums(argnums, len(args))
+        fixed = list(args)
+
+        def g(*xs):
+            a = list(fixed)
+            for n, x in zip(nums, xs):
+                a[n] = x
+            return f(*a)
+
+        out, pullback = vjp(g, *[args[n] for n in nums])
+        leaves, out_def = tree_flatten(out)
+        per_out = []
+        for i, o in enumerate(leaves):
+            shape = np.shape(primal_value(o))
+            rows = []
+            for e in range(int(np.prod(shape))):
+                cts = [np.zeros_like(primal_value(l)) for l in leaves]
+                cts[i] = np.zeros(shape, dtype=np.result_type(primal_value(o))).ravel()
+                cts[i][e] = 1.0
+                cts[i] = cts[i].reshape(shape)
+                rows.append(pullback(tree_unflatten(out_def, cts)))
+            per_arg = []
+            for k in range(len(nums)):
+                arg_rows = [r[k] for r in rows]
+                per_arg.append(tree_map(lambda *rs: np.stack(rs).reshape(shape + np.shape(rs[0])), *arg_rows)
+                               if arg_rows else tree_map(lambda x: np.zeros(shape + np.shape(x)), args[nums[k]]))
+            per_out.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
+        return tree_unflatten(out_def, per_out)
+
+    return jac_f
+
+
+def hvp(f: Callable, x: Any, v: Any):
+    """Hessian-vector product H(x) v of a scalar f, by forward-over-reverse."""
+    return jvp(grad(f), (x,), (v,))[1]

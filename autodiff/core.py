@@ -1,0 +1,213 @@
+"""The engine's core: traces, boxed values, primitives and dispatch.
+
+Every differentiation (one call of `grad`, `jvp`, `vjp`, ...) opens a *trace*
+with a fresh, increasing level.  Values that belong to a trace are *boxes*
+(`Dual` for forward mode, `Var` for the reverse-mode tape).  A primitive
+applied to arguments looks for the box of the highest level among them and
+lets that trace process the call; every other argument, including boxes of
+lower levels, is a constant to that trace.  The trace calls the primitive again
+on the unboxed values, so lower levels process it in turn.  This is the whole
+nesting mechanism (Autodidax's interpreter levels, autograd's trace ids): it
+makes ``d/dx [x * d/dy (x + y)]`` come out 1, not 2, in every combination of
+forward and reverse mode.
+
+This module holds no calculus: derivative rules live in `autodiff.rules`.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+_levels = itertools.count(1)
+
+
+class Trace:
+    """One differentiation.  Inner (later) differentiations get higher levels."""
+
+    __slots__ = ("level", "__weakref__")
+
+    def __init__(self, level: int | None = None):
+        self.level = next(_levels) if level is None else level
+
+    def process(self, prim, args, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Primitive:
+    """A named operation: an implementation on plain arrays plus derivative rules.
+
+    ``jvps[i](t, ans, *args, **params)`` returns the tangent contribution of
+    argument ``i`` (tangents carry a leading axis of K directions);
+    ``jvp(ans, tangents, *args, **params)`` may replace them all at once.
+    ``vjps[i](g, ans, *args, **params)`` returns the cotangent of argument ``i``.
+    A ``None`` rule means "no rule": using it raises NotImplementedError.
+    """
+
+    __slots__ = ("name", "impl", "jvps", "jvp", "vjps", "nondiff")
+
+    def __init__(self, name: str, impl, nondiff: bool = False):
+        self.name = name
+        self.impl = impl
+        self.jvps = ()
+        self.jvp = None
+        self.vjps = ()
+        self.nondiff = nondiff
+
+    def __call__(self, *args, **params):
+        if self.nondiff:
+            return self.impl(*[primal_value(a) for a in args], **params)
+        top = None
+        for a in args:
+            if isinstance(a, Box) and (top is None or a._trace.level > top.level):
+                top = a._trace
+        if top is None:
+            return self.impl(*args, **params)
+        return top.process(self, args, params)
+
+    def jvp_rule(self, i: int):
+        rule = self.jvps[i] if i < len(self.jvps) else None
+        if rule is None:
+            raise NotImplementedError(f"no jvp rule for '{self.name}' with respect to argument {i}")
+        return rule
+
+    def vjp_rule(self, i: int):
+        rule = self.vjps[i] if i < len(self.vjps) else None
+        if rule is None:
+            raise NotImplementedError(f"no vjp rule for '{self.name}' with respect to argument {i}")
+        return rule
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def primal_value(x):
+    """Strip every level of boxing: the plain array underneath."""
+    while isinstance(x, Box):
+        x = x._inner
+    return x
+
+
+def _refuse(what, fix):
+    def method(self, *args, **kwargs):
+        raise TypeError(
+            f"{what} on a {type(self).__name__} would silently drop its derivative; {fix}"
+        )
+    return method
+
+
+class Box:
+    """A value belonging to a trace.  Behaves like a numpy array.
+
+    Arithmetic, numpy ufuncs and numpy functions dispatch to the primitives
+    (`autodiff.ops`); comparisons, ``bool`` and ``argmax`` act on the primal.
+    Conversions that numpy cannot hook (``np.asarray``, ``float``, ``.item()``)
+    are refused with an error that names the fix.
+    """
+
+    __slots__ = ("_trace",)
+    __array_priority__ = 1000.0
+
+    @property
+    def _inner(self):  # the value one level down
+        raise NotImplementedError
+
+    # -- array attributes (from the primal) --------------------------------
+    shape = property(lambda self: np.shape(self._inner))
+    dtype = property(lambda self: self._inner.dtype)
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
+    T = property(lambda self: ops.transpose(self))
+    mT = property(lambda self: ops.swapaxes(self, -1, -2))
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # -- arithmetic ---------------------------------------------------------
+    __add__ = lambda s, o: ops.add(s, o)
+    __radd__ = lambda s, o: ops.add(o, s)
+    __sub__ = lambda s, o: ops.subtract(s, o)
+    __rsub__ = lambda s, o: ops.subtract(o, s)
+    __mul__ = lambda s, o: ops.multiply(s, o)
+    __rmul__ = lambda s, o: ops.multiply(o, s)
+    __truediv__ = lambda s, o: ops.divide(s, o)
+    __rtruediv__ = lambda s, o: ops.divide(o, s)
+    __pow__ = lambda s, o: ops.power(s, o)
+    __rpow__ = lambda s, o: ops.power(o, s)
+    __matmul__ = lambda s, o: ops.matmul(s, o)
+    __rmatmul__ = lambda s, o: ops.matmul(o, s)
+    __neg__ = lambda s: ops.negative(s)
+    __pos__ = lambda s: s
+    __abs__ = lambda s: ops.abs(s)
+    __getitem__ = lambda s, idx: ops.getitem(s, idx)
+
+    # -- comparisons act on the primal --------------------------------------
+    __lt__ = lambda s, o: primal_value(s) < primal_value(o)
+    __le__ = lambda s, o: primal_value(s) <= primal_value(o)
+    __gt__ = lambda s, o: primal_value(s) > primal_value(o)
+    __ge__ = lambda s, o: primal_value(s) >= primal_value(o)
+    __eq__ = lambda s, o: primal_value(s) == primal_value(o)
+    __ne__ = lambda s, o: primal_value(s) != primal_value(o)
+    __hash__ = None
+    __bool__ = lambda s: bool(primal_value(s))
+
+    # -- conversions numpy cannot hook: refuse loudly -------------------------
+    __array__ = _refuse("np.asarray/np.array", "build arrays with np.stack or np.concatenate, "
+                        "or take .primal / autodiff.stop_gradient(x) if you mean a constant")
+    __float__ = _refuse("float()", "use .primal or autodiff.stop_gradient(x)")
+    __int__ = _refuse("int()", "use .primal or autodiff.stop_gradient(x)")
+    __complex__ = _refuse("complex()", "use .primal")
+    item = _refuse(".item()", "use .primal or autodiff.stop_gradient(x)")
+    tolist = _refuse(".tolist()", "use .primal or autodiff.stop_gradient(x)")
+
+    def __setitem__(self, idx, value):
+        raise TypeError(
+            f"{type(self).__name__} values are immutable; build the array with np.where, "
+            "np.concatenate or np.pad instead of assigning into it"
+        )
+
+    # -- numpy protocols ---------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return numpy_api.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return numpy_api.array_function(func, args, kwargs)
+
+    # -- ndarray methods --------------------------------------------------------
+    def reshape(self, *shape, order="C"):
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
+
+    def transpose(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def astype(self, dtype, copy=True):
+        return ops.astype(self, dtype)
+
+    def copy(self):
+        return self
+
+    ravel = lambda s, order="C": ops.ravel(s, order=order)
+    flatten = ravel
+    squeeze = lambda s, axis=None: ops.squeeze(s, axis)
+    swapaxes = lambda s, a, b: ops.swapaxes(s, a, b)
+    sum = lambda s, axis=None, keepdims=False: ops.sum(s, axis=axis, keepdims=keepdims)
+    mean = lambda s, axis=None, keepdims=False: ops.mean(s, axis=axis, keepdims=keepdims)
+    prod = lambda s, axis=None, keepdims=False: ops.prod(s, axis=axis, keepdims=keepdims)
+    max = lambda s, axis=None, keepdims=False: ops.max(s, axis=axis, keepdims=keepdims)
+    min = lambda s, axis=None, keepdims=False: ops.min(s, axis=axis, keepdims=keepdims)
+    var = lambda s, axis=None, ddof=0, keepdims=False: ops.var(s, axis=axis, ddof=ddof, keepdims=keepdims)
+    std = lambda s, axis=None, ddof=0, keepdims=False: ops.std(s, axis=axis, ddof=ddof, keepdims=keepdims)
+    cumsum = lambda s, axis=None: ops.cumsum(s, axis=axis)
+    dot = lambda s, o: ops.dot(s, o)
+    clip = lambda s, a_min=None, a_max=None: ops.clip(s, a_min, a_max)
+    argmax = lambda s, axis=None, keepdims=False: np.argmax(primal_value(s), axis=axis, keepdims=keepdims)
+    argmin = lambda s, axis=None, keepdims=False: np.argmin(primal_value(s), axis=axis, keepdims=keepdims)
+    argsort = lambda s, axis=-1: np.argsort(primal_value(s), axis=axis)
+
+
+from . import numpy_api, ops  # noqa: E402  (the vocabulary needs Box and Primitive)

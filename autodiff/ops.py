@@ -1,0 +1,477 @@
+"""Differentiable numpy: numpy-compatible functions built on the primitives.
+
+These are what ``np.<name>`` calls on a `Dual` or tape value dispatch to (see
+`autodiff.numpy_api`), and what derivative rules and composites are written
+with.  They normalize numpy's many calling conventions (negative axes, ``-1``
+in shapes, implicit einsum outputs, vector right-hand sides) into the static
+parameters the primitives expect, and they build composites (mean, var,
+logsumexp, softmax, stack, take, ...) from primitives.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import string
+
+import numpy as np
+
+from . import primitives as P
+from .core import Box, primal_value
+
+stop_gradient = primal_value
+
+# -- elementwise ----------------------------------------------------------------
+add, subtract, multiply, divide, power = P.add, P.sub, P.mul, P.div, P.pow
+negative, exp, log, log1p, expm1, sqrt = P.neg, P.exp, P.log, P.log1p, P.expm1, P.sqrt
+sin, cos, tan, tanh, sinh, cosh = P.sin, P.cos, P.tan, P.tanh, P.sinh, P.cosh
+arctan, arcsin, arccos, arctanh = P.arctan, P.arcsin, P.arccos, P.arctanh
+abs, sign, floor, ceil, rint = P.abs, P.sign, P.floor, P.ceil, P.rint
+maximum, minimum, matmul = P.maximum, P.minimum, P.matmul
+inv, cholesky = P.inv, P.cholesky
+
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def square(x):
+    return x * x
+
+
+def reciprocal(x):
+    return 1.0 / x
+
+
+def exp2(x):
+    return exp(x * LN2)
+
+
+def log2(x):
+    return log(x) / LN2
+
+
+def log10(x):
+    return log(x) / LN10
+
+
+def logaddexp(x, y):
+    m = maximum(x, y)
+    return m + log1p(exp(-abs(x - y)))
+
+
+def sigmoid(x):
+    """The logistic function, 0.5 (1 + tanh(x/2)): no overflow for any x."""
+    return 0.5 * (tanh(0.5 * x) + 1.0)
+
+
+def softplus(x):
+    """log(1 + exp(x)), stable for large |x|."""
+    return maximum(x, 0.0) + log1p(exp(-abs(x)))
+
+
+def clip(x, a_min=None, a_max=None):
+    if a_min is not None:
+        x = maximum(x, a_min)
+    if a_max is not None:
+        x = minimum(x, a_max)
+    return x
+
+
+def where(condition, x=None, y=None):
+    if x is None and y is None:
+        return np.where(primal_value(condition))
+    return P.where(np.asarray(primal_value(condition), dtype=bool), x, y)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.inexact):  # integers and booleans carry no tangent
+        return primal_value(x).astype(dtype)
+    if dtype == x.dtype:
+        return x
+    return P.cast(x, dtype=dtype)
+
+
+# -- axis and shape normalization ----------------------------------------------
+def _ndim(x):
+    return np.ndim(x) if not isinstance(x, Box) else x.ndim
+
+
+def normalize_axes(axis, ndim) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(int(a) % builtins.max(ndim, 1))
+    return tuple(sorted(out))
+
+
+def _one_axis(axis, ndim) -> int:
+    return normalize_axes(axis, ndim)[0]
+
+
+def _reject(**kwargs):
+    for k, v in kwargs.items():
+        if v is not None and v is not False:
+            raise NotImplementedError(f"the {k}= argument is not supported on differentiable arrays")
+
+
+# -- reductions -------------------------------------------------------------------
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _reject(out=out, initial=initial, where=where)
+    if dtype is not None:
+        a = astype(a, dtype)
+    return P.sum(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
+
+
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _reject(out=out, initial=initial, where=where)
+    if dtype is not None:
+        a = astype(a, dtype)
+    return P.prod(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
+
+
+def max(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    _reject(out=out, initial=initial, where=where)
+    return P.max(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
+
+
+def min(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    _reject(out=out, initial=initial, where=where)
+    return P.min(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
+
+
+def _count(a, axis):
+    shape = np.shape(primal_value(a))
+    return math.prod(shape[i] for i in normalize_axes(axis, len(shape)))
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    return sum(a, axis, dtype, out, keepdims, where=where) / _count(a, axis)
+
+
+_mean = mean
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    _reject(out=out, where=where, mean=mean, correction=correction)
+    d = a - _mean(a, axis, dtype, keepdims=True)
+    return sum(d * d, axis, keepdims=keepdims) / (_count(a, axis) - ddof)
+
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    return sqrt(var(a, axis, dtype, out, ddof, keepdims, where, mean, correction))
+
+
+def cumsum(a, axis=None, dtype=None, out=None):
+    _reject(out=out)
+    if dtype is not None:
+        a = astype(a, dtype)
+    if axis is None:
+        a, axis = ravel(a), 0
+    return P.cumsum(a, axis=_one_axis(axis, _ndim(a)))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along `axis`, shifted by the (constant) maximum for stability."""
+    m = stop_gradient(max(x, axis, keepdims=True))
+    m = np.where(np.isfinite(m), m, 0.0).astype(m.dtype)
+    out = log(sum(exp(x - m), axis, keepdims=True)) + m
+    return out if keepdims else squeeze(out, normalize_axes(axis, _ndim(x)))
+
+
+def softmax(x, axis=-1):
+    e = exp(x - stop_gradient(max(x, axis, keepdims=True)))
+    return e / sum(e, axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+# -- shapes -----------------------------------------------------------------------------
+def _resolve_shape(shape, size) -> tuple:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if math.prod(shape) != size:
+        raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+    return shape
+
+
+def reshape(a, newshape=None, order="C", shape=None):
+    if order != "C":
+        raise NotImplementedError("only order='C' reshapes are differentiable")
+    shape = _resolve_shape(newshape if shape is None else shape, math.prod(np.shape(primal_value(a))))
+    return a if shape == a.shape else P.reshape(a, shape=shape)
+
+
+def ravel(a, order="C"):
+    return reshape(a, (-1,), order)
+
+
+def transpose(a, axes=None):
+    n = _ndim(a)
+    axes = tuple(reversed(range(n))) if axes is None else tuple(int(i) % n for i in axes)
+    return a if axes == tuple(range(n)) else P.transpose(a, axes=axes)
+
+
+def swapaxes(a, axis1, axis2):
+    n = _ndim(a)
+    perm = list(range(n))
+    i, j = axis1 % n, axis2 % n
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(a, perm)
+
+
+def moveaxis(a, source, destination):
+    n = _ndim(a)
+    src = [s % n for s in np.atleast_1d(source)]
+    dst = [d % n for d in np.atleast_1d(destination)]
+    order = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+def expand_dims(a, axis):
+    shape = list(a.shape)
+    for ax in normalize_axes(axis, len(shape) + len(np.atleast_1d(axis))):
+        shape.insert(ax, 1)
+    return reshape(a, shape)
+
+
+def squeeze(a, axis=None):
+    shape = a.shape
+    axes = tuple(i for i, s in enumerate(shape) if s == 1) if axis is None else normalize_axes(axis, len(shape))
+    for i in axes:
+        if shape[i] != 1:
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(a, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+def atleast_1d(a):
+    return a if _ndim(a) >= 1 else reshape(a, (1,))
+
+
+def atleast_2d(a):
+    return a if _ndim(a) >= 2 else reshape(a, (1,) * (2 - _ndim(a)) + tuple(np.shape(primal_value(a))))
+
+
+def broadcast_to(a, shape, subok=False):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return a if np.shape(primal_value(a)) == shape else P.broadcast_to(a, shape=shape)
+
+
+def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
+    _reject(out=out, dtype=dtype, casting=casting)
+    arrays = list(arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    if len(arrays) == 1:
+        return arrays[0]
+    return P.concatenate(*arrays, axis=_one_axis(axis, _ndim(arrays[0])))
+
+
+def stack(arrays, axis=0, out=None, dtype=None, casting=None):
+    arrays = list(arrays)
+    axis = _one_axis(axis, _ndim(arrays[0]) + 1)
+    return concatenate([expand_dims(a, axis) for a in arrays], axis, out, dtype, casting)
+
+
+def vstack(tup, dtype=None, casting=None):
+    return concatenate([atleast_2d(a) for a in tup], 0, dtype=dtype, casting=casting)
+
+
+def hstack(tup, dtype=None, casting=None):
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, 0 if _ndim(arrays[0]) == 1 else 1, dtype=dtype, casting=casting)
+
+
+def split(ary, indices_or_sections, axis=0):
+    axis = _one_axis(axis, _ndim(ary))
+    n = ary.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if n % indices_or_sections:
+            raise ValueError("array split does not result in an equal division")
+        bounds = list(range(0, n + 1, n // indices_or_sections))
+    else:
+        bounds = [0, *indices_or_sections, n]
+    pre = (slice(None),) * axis
+    return [getitem(ary, pre + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def pad(array, pad_width, mode="constant", constant_values=0):
+    if mode != "constant":
+        raise NotImplementedError(f"np.pad mode={mode!r} has no derivative rule (only 'constant')")
+    n = _ndim(array)
+    widths = tuple(tuple(int(w) for w in row) for row in np.broadcast_to(np.asarray(pad_width), (n, 2)))
+    out = P.pad(array, pad_width=widths)
+    if np.any(constant_values):
+        mask = np.pad(np.zeros(array.shape, dtype=array.dtype), widths, constant_values=1)
+        out = out + mask * constant_values
+    return out
+
+
+# -- indexing ---------------------------------------------------------------------------
+def _index_part(i):
+    if isinstance(i, Box):
+        if np.issubdtype(i.dtype, np.inexact):
+            raise TypeError("arrays used as indices must be of integer or boolean type")
+        return primal_value(i)
+    if isinstance(i, list):
+        return np.asarray(i)
+    return i
+
+
+def getitem(a, idx):
+    idx = tuple(_index_part(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+    return P.getitem(a, idx=idx)
+
+
+def take(a, indices, axis=None, out=None, mode=None):
+    _reject(out=out, mode=mode)
+    if axis is None:
+        return getitem(ravel(a), np.asarray(indices))
+    return getitem(a, (slice(None),) * _one_axis(axis, _ndim(a)) + (np.asarray(indices),))
+
+
+def _full_index(indices, axis, ndim):
+    """An advanced index equal to numpy's take_along_axis(..., indices, axis)."""
+    idx = []
+    for d in range(ndim):
+        if d == axis:
+            idx.append(indices)
+        else:
+            shape = [1] * ndim
+            shape[d] = indices.shape[d]
+            idx.append(np.arange(indices.shape[d]).reshape(shape))
+    return tuple(idx)
+
+
+def take_along_axis(arr, indices, axis=-1):
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    axis = _one_axis(axis, _ndim(arr))
+    indices = np.asarray(primal_value(indices))
+    full = np.broadcast_shapes(tuple(1 if d == axis else s for d, s in enumerate(arr.shape)),
+                               tuple(1 if d == axis else s for d, s in enumerate(indices.shape)))
+    indices = np.broadcast_to(indices, full[:axis] + indices.shape[axis:axis + 1] + full[axis + 1:])
+    arr = broadcast_to(arr, full[:axis] + arr.shape[axis:axis + 1] + full[axis + 1:])
+    return getitem(arr, _full_index(indices, axis, _ndim(arr)))
+
+
+def sort(a, axis=-1, kind=None, order=None):
+    return take_along_axis(a, np.argsort(primal_value(a), axis=axis, kind=kind), axis)
+
+
+# -- products -----------------------------------------------------------------------------
+def _parse_einsum(subscripts: str, shapes) -> str:
+    """Explicit, ellipsis-free subscripts ('ij,jk->ik') for operands of the given shapes."""
+    subscripts = subscripts.replace(" ", "")
+    ins, arrow, out = subscripts.partition("->")
+    terms = ins.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: {len(terms)} subscripts for {len(shapes)} operands")
+    free = iter(c for c in string.ascii_letters if c not in subscripts)
+    n_ell = builtins.max([len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes) if "..." in t],
+                         default=0)
+    ell = "".join(next(free) for _ in range(n_ell))
+    expanded = []
+    for t, s in zip(terms, shapes):
+        if "..." in t:
+            k = len(s) - len(t.replace("...", ""))
+            t = t.replace("...", ell[n_ell - k:])
+        if len(t) != len(s):
+            raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
+        if len(set(t)) != len(t):
+            raise NotImplementedError(f"einsum with a repeated index within one operand ({t!r}) "
+                                      "has no derivative rule")
+        expanded.append(t)
+    if not arrow:
+        letters = "".join(expanded)
+        out = ell + "".join(sorted(c for c in set(letters) - set(ell) if letters.count(c) == 1))
+    else:
+        out = out.replace("...", ell)
+    return ",".join(expanded) + "->" + out
+
+
+def einsum(subscripts, *operands, optimize=None, **kwargs):
+    _reject(**kwargs)
+    if not isinstance(subscripts, str):
+        raise NotImplementedError("einsum's interleaved (operand, sublist) form is not supported")
+    spec = _parse_einsum(subscripts, [np.shape(primal_value(o)) for o in operands])
+    return P.einsum(*operands, subscripts=spec)
+
+
+def tensordot(a, b, axes=2):
+    na, nb = _ndim(a), _ndim(b)
+    if isinstance(axes, (int, np.integer)):
+        ax_a, ax_b = list(range(na - axes, na)), list(range(axes))
+    else:
+        ax_a, ax_b = [list(np.atleast_1d(x)) for x in axes]
+    ax_a, ax_b = [x % na for x in ax_a], [x % nb for x in ax_b]
+    letters = iter(string.ascii_letters)
+    sa = [next(letters) for _ in range(na)]
+    sb = [next(letters) for _ in range(nb)]
+    for i, j in zip(ax_a, ax_b):
+        sb[j] = sa[i]
+    out = [c for i, c in enumerate(sa) if i not in ax_a] + [c for j, c in enumerate(sb) if j not in ax_b]
+    return P.einsum(a, b, subscripts=f"{''.join(sa)},{''.join(sb)}->{''.join(out)}")
+
+
+def dot(a, b, out=None):
+    _reject(out=out)
+    if _ndim(a) == 0 or _ndim(b) == 0:
+        return a * b
+    if _ndim(b) <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([-1], [-2]))
+
+
+def vdot(a, b):
+    return sum(ravel(a) * ravel(b))
+
+
+def inner(a, b):
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a, b, out=None):
+    _reject(out=out)
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _reject(out=out, dtype=dtype)
+    if offset or (axis1, axis2) != (0, 1) or _ndim(a) != 2:
+        raise NotImplementedError("differentiable trace supports 2-D arrays with offset=0 only")
+    n = builtins.min(a.shape)
+    return sum(getitem(a, (np.arange(n), np.arange(n))))
+
+
+# -- linear algebra ---------------------------------------------------------------------
+def solve(a, b):
+    if _ndim(b) == 1:
+        return getitem(P.solve(a, reshape(b, (-1, 1))), (Ellipsis, 0))
+    return P.solve(a, b)
+
+
+def slogdet(a):
+    """(sign, log|det a|): the sign is a constant, log|det| is differentiable."""
+    return np.linalg.slogdet(primal_value(a))[0], P.logabsdet(a)
+
+
+def det(a):
+    sign_, logdet = slogdet(a)
+    return sign_ * exp(logdet)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    if ord not in (None, 2, "fro") or (ord == 2 and (axis is None and _ndim(x) != 1)):
+        raise NotImplementedError(f"differentiable norm supports the 2-norm and Frobenius norm, not ord={ord!r}")
+    return sqrt(sum(x * x, axis=axis, keepdims=keepdims))

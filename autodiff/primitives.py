@@ -1,0 +1,103 @@
+"""The primitive vocabulary: name -> implementation on plain arrays.
+
+Each primitive is a `Primitive` object.  Its derivative rules are attached by
+`autodiff.rules`; this module only says what each operation computes.  Static
+settings (axis, shape, index, subscripts) are keyword parameters, already
+normalized by `autodiff.ops` (axes are tuples of non-negative ints, shapes are
+tuples, indices are tuples).
+
+The implementations call numpy functions, which dispatch to cupy for cupy
+arrays, so the same vocabulary serves both backends.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Primitive
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def primitive(name: str, impl, nondiff: bool = False) -> Primitive:
+    if name in REGISTRY:
+        raise ValueError(f"primitive {name!r} is already registered")
+    p = REGISTRY[name] = Primitive(name, impl, nondiff)
+    return p
+
+
+# -- elementwise ---------------------------------------------------------------
+neg = primitive("neg", np.negative)
+add = primitive("add", np.add)
+sub = primitive("sub", np.subtract)
+mul = primitive("mul", np.multiply)
+div = primitive("div", np.divide)
+pow = primitive("pow", np.power)
+maximum = primitive("maximum", np.maximum)
+minimum = primitive("minimum", np.minimum)
+exp = primitive("exp", np.exp)
+log = primitive("log", np.log)
+log1p = primitive("log1p", np.log1p)
+expm1 = primitive("expm1", np.expm1)
+sqrt = primitive("sqrt", np.sqrt)
+sin = primitive("sin", np.sin)
+cos = primitive("cos", np.cos)
+tan = primitive("tan", np.tan)
+tanh = primitive("tanh", np.tanh)
+sinh = primitive("sinh", np.sinh)
+cosh = primitive("cosh", np.cosh)
+arctan = primitive("arctan", np.arctan)
+arcsin = primitive("arcsin", np.arcsin)
+arccos = primitive("arccos", np.arccos)
+arctanh = primitive("arctanh", np.arctanh)
+abs = primitive("abs", np.abs)
+where = primitive("where", np.where)  # (cond, x, y); cond is a plain boolean array
+cast = primitive("cast", lambda x, dtype: x.astype(dtype))
+
+# zero-derivative operations: they act on the primal and return plain arrays
+sign = primitive("sign", np.sign, nondiff=True)
+floor = primitive("floor", np.floor, nondiff=True)
+ceil = primitive("ceil", np.ceil, nondiff=True)
+rint = primitive("rint", np.rint, nondiff=True)
+
+# -- reductions ------------------------------------------------------------------
+sum = primitive("sum", lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims))
+prod = primitive("prod", lambda x, axis, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims))
+max = primitive("max", lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims))
+min = primitive("min", lambda x, axis, keepdims=False: np.min(x, axis=axis, keepdims=keepdims))
+cumsum = primitive("cumsum", lambda x, axis: np.cumsum(x, axis=axis))
+
+# -- shape and indexing ---------------------------------------------------------
+reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape))
+transpose = primitive("transpose", lambda x, axes: np.transpose(x, axes))
+broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
+concatenate = primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis))
+pad = primitive("pad", lambda x, pad_width: np.pad(x, pad_width))
+getitem = primitive("getitem", lambda x, idx: x[idx])
+
+
+def is_basic_index(idx: tuple) -> bool:
+    """True when ``idx`` selects each element at most once (no index arrays)."""
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in idx)
+
+
+def _index_add(g, idx, shape):
+    z = np.zeros_like(g, shape=shape)
+    if is_basic_index(idx):
+        z[idx] = g
+    else:
+        np.add.at(z, idx, g)
+    return z
+
+
+# scatter-add: zeros of `shape` with g added at idx (the transpose of getitem)
+index_add = primitive("index_add", _index_add)
+
+# -- products -------------------------------------------------------------------------
+matmul = primitive("matmul", np.matmul)
+einsum = primitive("einsum", lambda *xs, subscripts: np.einsum(subscripts, *xs, optimize=len(xs) > 2))
+
+# -- linear algebra (matrices in the last two axes) -------------------------------------
+solve = primitive("solve", np.linalg.solve)  # b is (..., n, k): vector b is handled in ops
+inv = primitive("inv", np.linalg.inv)
+logabsdet = primitive("logabsdet", lambda a: np.linalg.slogdet(a)[1])
+cholesky = primitive("cholesky", np.linalg.cholesky)

@@ -1,0 +1,82 @@
+"""Elementwise rules: arithmetic, transcendental functions, maximum/minimum, where."""
+from .. import primitives as P
+from .base import MINUS_ONE, ONE, constant, defelementwise, defjvp, defvjp, fill_out, lift, unbroadcast, shape_of
+
+defelementwise(P.add, ONE, ONE)
+defelementwise(P.sub, ONE, MINUS_ONE)
+defelementwise(P.neg, MINUS_ONE)
+defelementwise(P.mul, lambda ans, x, y: y, lambda ans, x, y: x)
+defelementwise(P.div, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -ans / y)
+
+
+def _dpow_dx(ans, x, y):
+    # y * x**(y-1), with the y == 0 case exactly 0 (not 0 * inf)
+    return P.where(constant(y) == 0, 0.0, y * x ** (y - 1.0))
+
+
+def _dpow_dy(ans, x, y):
+    # ans * log(x) where x > 0; 0 elsewhere (x**y with x <= 0 is not smooth in y)
+    return P.where(constant(x) > 0, ans * P.log(P.where(constant(x) > 0, x, 1.0)), 0.0)
+
+
+defelementwise(P.pow, _dpow_dx, _dpow_dy)
+
+defelementwise(P.exp, lambda ans, x: ans)
+defelementwise(P.log, lambda ans, x: 1.0 / x)
+defelementwise(P.log1p, lambda ans, x: 1.0 / (x + 1.0))
+defelementwise(P.expm1, lambda ans, x: ans + 1.0)
+defelementwise(P.sqrt, lambda ans, x: 0.5 / ans)
+defelementwise(P.sin, lambda ans, x: P.cos(x))
+defelementwise(P.cos, lambda ans, x: -P.sin(x))
+defelementwise(P.tan, lambda ans, x: 1.0 + ans * ans)
+defelementwise(P.tanh, lambda ans, x: 1.0 - ans * ans)
+defelementwise(P.sinh, lambda ans, x: P.cosh(x))
+defelementwise(P.cosh, lambda ans, x: P.sinh(x))
+defelementwise(P.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
+defelementwise(P.arcsin, lambda ans, x: 1.0 / P.sqrt(1.0 - x * x))
+defelementwise(P.arccos, lambda ans, x: -1.0 / P.sqrt(1.0 - x * x))
+defelementwise(P.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
+defelementwise(P.abs, lambda ans, x: P.sign(x))
+
+
+def _pick(first: bool):
+    """d maximum(x, y)/dx: 1 where x wins, 1/2 at ties (JAX's convention)."""
+    def d(ans, x, y):
+        xv, yv = constant(x), constant(y)
+        wins = (xv > yv) if first else (yv > xv)
+        return (wins + 0.5 * (xv == yv)).astype(ans.dtype)
+    return d
+
+
+def _pick_min(first: bool):
+    def d(ans, x, y):
+        xv, yv = constant(x), constant(y)
+        wins = (xv < yv) if first else (yv < xv)
+        return (wins + 0.5 * (xv == yv)).astype(ans.dtype)
+    return d
+
+
+defelementwise(P.maximum, _pick(True), _pick(False))
+defelementwise(P.minimum, _pick_min(True), _pick_min(False))
+
+
+# where(cond, x, y): the condition is a constant; select tangents, not multiply,
+# so an inf or nan in the branch not taken stays out.
+def _where_jvp(branch):
+    def jvp(t, ans, c, x, y):
+        t = lift(t, len(shape_of(ans)))
+        return fill_out(P.where(c, t, 0.0) if branch else P.where(c, 0.0, t), ans)
+    return jvp
+
+
+def _where_vjp(branch, i):
+    def vjp(g, ans, c, x, y):
+        return unbroadcast(P.where(c, g, 0.0) if branch else P.where(c, 0.0, g), shape_of((c, x, y)[i]))
+    return vjp
+
+
+defjvp(P.where, None, _where_jvp(True), _where_jvp(False))
+defvjp(P.where, None, _where_vjp(True, 1), _where_vjp(False, 2))
+
+defjvp(P.cast, lambda t, ans, x, dtype: P.cast(t, dtype=dtype))
+defvjp(P.cast, lambda g, ans, x, dtype: P.cast(g, dtype=x.dtype))

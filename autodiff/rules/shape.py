@@ -1,0 +1,78 @@
+"""Shape and indexing rules: reshape, transpose, broadcast_to, concatenate,
+pad, getitem and its transpose index_add (scatter-add)."""
+import numpy as np
+
+from .. import primitives as P
+from .base import PerArgument, defjvp_all, deflinear, defvjp, lift, shape_of, unbroadcast
+
+deflinear(P.reshape,
+          lambda t, ans, x, shape: P.reshape(t, shape=t.shape[:1] + shape),
+          lambda g, ans, x, shape: P.reshape(g, shape=x.shape))
+
+deflinear(P.transpose,
+          lambda t, ans, x, axes: P.transpose(t, axes=(0,) + tuple(a + 1 for a in axes)),
+          lambda g, ans, x, axes: P.transpose(g, axes=tuple(int(i) for i in np.argsort(axes))))
+
+deflinear(P.broadcast_to,
+          lambda t, ans, x, shape: P.broadcast_to(lift(t, len(shape)), shape=t.shape[:1] + shape),
+          lambda g, ans, x, shape: unbroadcast(g, x.shape))
+
+
+def _concatenate_jvp(ans, tangents, *xs, axis):
+    k = next(t.shape[0] for t in tangents if t is not None)
+    parts = [t if t is not None else np.zeros((k,) + x.shape, dtype=ans.dtype)
+             for t, x in zip(tangents, xs)]
+    return P.concatenate(*parts, axis=axis + 1)
+
+
+def _concatenate_vjp(i):
+    def vjp(g, ans, *xs, axis):
+        start = sum(x.shape[axis] for x in xs[:i])
+        return P.getitem(g, idx=(slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),))
+    return vjp
+
+
+defjvp_all(P.concatenate, _concatenate_jvp)
+P.concatenate.vjps = PerArgument(_concatenate_vjp)
+
+
+def _unpad(g, pad_width):
+    return P.getitem(g, idx=tuple(slice(lo, s - hi) for (lo, hi), s in zip(pad_width, shape_of(g))))
+
+
+deflinear(P.pad,
+          lambda t, ans, x, pad_width: P.pad(t, pad_width=((0, 0),) + pad_width),
+          lambda g, ans, x, pad_width: _unpad(g, pad_width))
+
+
+# -- indexing ------------------------------------------------------------------------
+# Tangents have a leading K axis.  Basic indices just skip it; advanced indices
+# are applied with K moved last, since numpy may move advanced dimensions to
+# the front and would separate K from its place.
+def _k_last(t):
+    return P.transpose(t, axes=tuple(range(1, t.ndim)) + (0,))
+
+
+def _k_first(t):
+    return P.transpose(t, axes=(t.ndim - 1,) + tuple(range(t.ndim - 1)))
+
+
+def _k_last_index(idx):
+    return idx + ((slice(None),) if any(i is Ellipsis for i in idx) else (Ellipsis, slice(None)))
+
+
+def _getitem_jvp(t, ans, x, idx):
+    if P.is_basic_index(idx):
+        return P.getitem(t, idx=(slice(None),) + idx)
+    return _k_first(P.getitem(_k_last(t), idx=_k_last_index(idx)))
+
+
+def _index_add_jvp(t, ans, g, idx, shape):
+    k = t.shape[0]
+    if P.is_basic_index(idx):
+        return P.index_add(t, idx=(slice(None),) + idx, shape=(k,) + shape)
+    return _k_first(P.index_add(_k_last(t), idx=_k_last_index(idx), shape=shape + (k,)))
+
+
+deflinear(P.getitem, _getitem_jvp, lambda g, ans, x, idx: P.index_add(g, idx=idx, shape=x.shape))
+deflinear(P.index_add, _index_add_jvp, lambda ct, ans, g, idx, shape: P.getitem(ct, idx=idx))

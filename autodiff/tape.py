@@ -1,0 +1,98 @@
+"""Reverse mode: a tape of primitive applications and the backward sweep.
+
+A `ReverseTrace` records, for each primitive applied to its `Var` values, the
+arguments and the answer.  It never looks at their type: they may be ndarrays,
+cupy arrays, `Dual` arrays (forward-over-reverse) or values of an outer tape
+(reverse-over-reverse).  The backward sweep calls each primitive's vjp rules,
+which are themselves written with primitives, so it runs unchanged on any of
+those number types.  The tape belongs to the call that made it and is freed
+with it.
+"""
+from __future__ import annotations
+
+from .core import Box, Trace
+
+
+class Node:
+    """One recorded primitive application (or, with ``prim=None``, an input)."""
+
+    __slots__ = ("prim", "args", "params", "ans", "parents")
+
+    def __init__(self, prim, args, params, ans, parents):
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.ans = ans
+        self.parents = parents  # [(argument position, parent Node)]
+
+
+class ReverseTrace(Trace):
+    """A reverse-mode differentiation: records a tape, then sweeps it backward."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self):
+        super().__init__()
+        self.tape: list[Node] = []
+
+    def new_input(self, value) -> "Var":
+        return Var(value, self, Node(None, (), None, value, ()))
+
+    def process(self, prim, args, params):
+        vals, parents = [], []
+        for i, a in enumerate(args):
+            if type(a) is Var and a._trace is self:
+                prim.vjp_rule(i)  # fail now, not in the backward sweep
+                vals.append(a.value)
+                parents.append((i, a._node))
+            else:
+                vals.append(a)
+        ans = prim(*vals, **params)
+        node = Node(prim, vals, params, ans, parents)
+        self.tape.append(node)
+        return Var(ans, self, node)
+
+    def backward(self, seeds, free: bool = False) -> dict:
+        """Sweep the tape backward from ``seeds`` ([(Node, cotangent)]).
+
+        Returns the cotangents left at nodes that are not on the tape (the
+        inputs), keyed by node.  With ``free`` the tape is consumed as it goes,
+        so memory falls during the sweep.
+        """
+        cts: dict = {}
+        for node, ct in seeds:
+            cts[node] = ct if node not in cts else cts[node] + ct
+        for node in reversed(self.tape):
+            g = cts.pop(node, None)
+            if g is not None:
+                for i, parent in node.parents:
+                    c = node.prim.vjps[i](g, node.ans, *node.args, **node.params)
+                    cts[parent] = c if parent not in cts else cts[parent] + c
+            if free:
+                node.args = node.ans = node.parents = None
+        if free:
+            self.tape = []
+        return cts
+
+
+class Var(Box):
+    """A value recorded on a tape."""
+
+    __slots__ = ("value", "_node")
+
+    def __init__(self, value, trace: ReverseTrace, node: Node):
+        self.value = value
+        self._trace = trace
+        self._node = node
+
+    _inner = property(lambda self: self.value)
+
+    def __repr__(self):
+        return f"Var({self.value!r})"
+
+
+def is_var_of(x, trace) -> bool:
+    return type(x) is Var and x._trace is trace
+
+
+__all__ = ["Box", "Node", "ReverseTrace", "Var", "is_var_of"]
