@@ -56,6 +56,11 @@ def _box_inputs(trace, args, nums):
     return args, inputs
 
 
+def _unbox(tree, trace):
+    """The values of ``trace``'s Vars in ``tree``: nothing of a closed tape escapes."""
+    return tree_map(lambda o: o.value if is_var_of(o, trace) else o, tree)
+
+
 def _collect(cts, inputs):
     out = []
     for boxed, treedef in inputs:
@@ -94,7 +99,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         cts = trace.backward(seeds, free=True)
         grads = _collect(cts, inputs)
         g = grads[0] if isinstance(argnums, int) else tuple(grads)
-        return ((value, aux), g) if has_aux else (value, g)
+        return ((value, _unbox(aux, trace)), g) if has_aux else (value, g)
 
     return value_and_grad_f
 
@@ -119,7 +124,7 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     if has_aux:
         out, aux = out
     out_leaves, out_def = tree_flatten(out)
-    out_value = tree_unflatten(out_def, [o.value if is_var_of(o, trace) else o for o in out_leaves])
+    out_value = _unbox(out, trace)
 
     def vjp_fn(cotangent):
         ct_leaves, ct_def = tree_flatten(cotangent)
@@ -134,7 +139,7 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
                 seeds.append((o._node, c))
         return tuple(_collect(trace.backward(seeds), inputs))
 
-    return (out_value, vjp_fn, aux) if has_aux else (out_value, vjp_fn)
+    return (out_value, vjp_fn, _unbox(aux, trace)) if has_aux else (out_value, vjp_fn)
 
 
 def _forward(f, primals, tangent_leaves, trace):

@@ -438,7 +438,7 @@ def vdot(a, b):
 
 
 def inner(a, b):
-    return tensordot(a, b, axes=([-1], [-1]))
+    return a * b if _ndim(a) == 0 or _ndim(b) == 0 else tensordot(a, b, axes=([-1], [-1]))
 
 
 def outer(a, b, out=None):

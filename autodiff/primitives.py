@@ -71,7 +71,8 @@ reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape))
 transpose = primitive("transpose", lambda x, axes: np.transpose(x, axes))
 broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
 concatenate = primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis))
-pad = primitive("pad", lambda x, pad_width: np.pad(x, pad_width))
+# pad_width is a tuple of (before, after) pairs; () for a 0-d x, which np.pad only takes as 0
+pad = primitive("pad", lambda x, pad_width: np.pad(x, pad_width or 0))
 getitem = primitive("getitem", lambda x, idx: x[idx])
 
 

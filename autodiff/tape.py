@@ -86,6 +86,7 @@ class Var(Box):
         self._node = node
 
     _inner = property(lambda self: self.value)
+    primal = property(lambda self: self.value)  # the value one level down, as for Dual
 
     def __repr__(self):
         return f"Var({self.value!r})"

@@ -41,41 +41,44 @@ def _is_namedtuple(x) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
+def _flatten(x, leaves: list) -> TreeDef:
+    if x is None:
+        return TreeDef("none", None, ())
+    if isinstance(x, dict):
+        keys = tuple(x)
+        return TreeDef("dict", keys, tuple(_flatten(x[k], leaves) for k in keys))
+    if _is_namedtuple(x):
+        return TreeDef("namedtuple", type(x), tuple(_flatten(v, leaves) for v in x))
+    if isinstance(x, (list, tuple)):
+        return TreeDef(type(x).__name__, type(x), tuple(_flatten(v, leaves) for v in x))
+    leaves.append(x)
+    return TreeDef("leaf", None, ())
+
+
 def tree_flatten(tree) -> tuple[list, TreeDef]:
+    """The leaves of ``tree`` in order, and its structure."""
     leaves: list = []
+    return leaves, _flatten(tree, leaves)
 
-    def go(x):
-        if x is None:
-            return TreeDef("none", None, ())
-        if isinstance(x, dict):
-            keys = tuple(x)
-            return TreeDef("dict", keys, tuple(go(x[k]) for k in keys))
-        if _is_namedtuple(x):
-            return TreeDef("namedtuple", type(x), tuple(go(v) for v in x))
-        if isinstance(x, (list, tuple)):
-            return TreeDef(type(x).__name__, type(x), tuple(go(v) for v in x))
-        leaves.append(x)
-        return TreeDef("leaf", None, ())
 
-    return leaves, go(tree)
+def _unflatten(d: TreeDef, it):
+    # (module level, not a closure: a recursive closure is a reference cycle
+    # that would keep every leaf alive until the cyclic garbage collector runs)
+    if d.kind == "leaf":
+        return next(it)
+    if d.kind == "none":
+        return None
+    kids = [_unflatten(c, it) for c in d.children]
+    if d.kind == "dict":
+        return dict(zip(d.meta, kids))
+    if d.kind == "namedtuple":
+        return d.meta(*kids)
+    return d.meta(kids)
 
 
 def tree_unflatten(treedef: TreeDef, leaves) -> Any:
     it = iter(leaves)
-
-    def go(d):
-        if d.kind == "leaf":
-            return next(it)
-        if d.kind == "none":
-            return None
-        kids = [go(c) for c in d.children]
-        if d.kind == "dict":
-            return dict(zip(d.meta, kids))
-        if d.kind == "namedtuple":
-            return d.meta(*kids)
-        return d.meta(kids)
-
-    out = go(treedef)
+    out = _unflatten(treedef, it)
     if next(it, _EMPTY) is not _EMPTY:
         raise ValueError("too many leaves for the tree structure")
     return out

@@ -1,4 +1,6 @@
 """Elementwise rules: arithmetic, transcendental functions, maximum/minimum, where."""
+import math
+
 from .. import primitives as P
 from .base import MINUS_ONE, ONE, constant, defelementwise, defjvp, defvjp, fill_out, lift, unbroadcast, shape_of
 
@@ -16,6 +18,8 @@ def _dpow_dx(ans, x, y):
 
 def _dpow_dy(ans, x, y):
     # ans * log(x) where x > 0; 0 elsewhere (x**y with x <= 0 is not smooth in y)
+    if isinstance(x, (int, float)):  # a Python base: keep it weakly typed (no float32 -> float64)
+        return ans * math.log(x) if x > 0 else ans * 0.0
     return P.where(constant(x) > 0, ans * P.log(P.where(constant(x) > 0, x, 1.0)), 0.0)
 
 
