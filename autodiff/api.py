@@ -12,13 +12,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import Box, primal_value
+from .core import Box, match_dtype, primal_value
 from .dual import Dual, ForwardTrace
 from .tape import ReverseTrace, is_var_of
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 
 def _float_leaf(x, where: str):
+    if type(x) is float:  # stays a Python float: weakly typed, as in the plain run
+        return x
     if isinstance(x, Box):
         dtype = x.dtype
     else:
@@ -67,7 +69,7 @@ def _collect(cts, inputs):
         leaves = []
         for b in boxed:
             g = cts.get(b._node)
-            leaves.append(_zeros(b.value) if g is None else g)
+            leaves.append(_zeros(b.value) if g is None else match_dtype(g, b.value))
         out.append(tree_unflatten(treedef, leaves))
     return out
 
@@ -179,8 +181,6 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
             if not isinstance(tx, Box):
                 tx = np.asarray(tx, dtype=x.dtype) if hasattr(x, "dtype") else np.asarray(tx, dtype=float)
             t_leaves.append(tx[None] if not isinstance(tx, Box) else tx.reshape((1,) + xs))
-    primals = [tree_map(lambda x: np.asarray(x, dtype=float) if isinstance(x, (float, int)) and
-                        not isinstance(x, bool) else x, p) for p in primals]
     trace = ForwardTrace()
     out = _forward(f, primals, t_leaves, trace)
     leaves, treedef = tree_flatten(out)

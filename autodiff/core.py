@@ -63,6 +63,8 @@ class Primitive:
                 top = a._trace
         if top is None:
             return self.impl(*args, **params)
+        if list in map(type, args):  # numpy takes a Python list as an array constant
+            args = tuple(np.asarray(a) if type(a) is list else a for a in args)
         return top.process(self, args, params)
 
     def jvp_rule(self, i: int):
@@ -79,6 +81,31 @@ class Primitive:
 
     def __repr__(self):
         return f"<primitive {self.name}>"
+
+
+def dtype_of(x):
+    """The dtype of an array, a box or a Python scalar."""
+    d = getattr(x, "dtype", None)
+    return d if d is not None else np.result_type(x)
+
+
+# A Python float given as an input to differentiate (a learning rate, say) stays
+# a Python float inside its box, so numpy keeps it weakly typed and
+# ``float32_array * lr`` stays float32, as in the plain run.  The traces show
+# derivative rules a 0-d float64 instead (rules may ask for .shape or .dtype)
+# and cast what the rules return to the dtype of the value it belongs to.
+def is_weak(x) -> bool:
+    return type(x) is float
+
+
+def as_rule_arg(x):
+    return np.float64(x) if type(x) is float else x
+
+
+def match_dtype(t, like):
+    """``t`` with the dtype of ``like`` (a tangent or cotangent has its primal's dtype)."""
+    d = getattr(like, "dtype", None)
+    return t if d is None or getattr(t, "dtype", d) == d else t.astype(d)
 
 
 def primal_value(x):
@@ -114,7 +141,7 @@ class Box:
 
     # -- array attributes (from the primal) --------------------------------
     shape = property(lambda self: np.shape(self._inner))
-    dtype = property(lambda self: self._inner.dtype)
+    dtype = property(lambda self: dtype_of(self._inner))
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape)))
     T = property(lambda self: ops.transpose(self))
@@ -204,7 +231,7 @@ class Box:
     std = lambda s, axis=None, ddof=0, keepdims=False: ops.std(s, axis=axis, ddof=ddof, keepdims=keepdims)
     cumsum = lambda s, axis=None: ops.cumsum(s, axis=axis)
     dot = lambda s, o: ops.dot(s, o)
-    clip = lambda s, a_min=None, a_max=None: ops.clip(s, a_min, a_max)
+    clip = lambda s, a_min=None, a_max=None, **kw: ops.clip(s, a_min, a_max, **kw)
     argmax = lambda s, axis=None, keepdims=False: np.argmax(primal_value(s), axis=axis, keepdims=keepdims)
     argmin = lambda s, axis=None, keepdims=False: np.argmin(primal_value(s), axis=axis, keepdims=keepdims)
     argsort = lambda s, axis=-1: np.argsort(primal_value(s), axis=axis)

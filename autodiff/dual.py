@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Box, Trace
+from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, match_dtype
 
 
 class ForwardTrace(Trace):
@@ -18,15 +18,18 @@ class ForwardTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
-        primals, tangents = [], []
+        primals, tangents, weak = [], [], False
         for a in args:
             if type(a) is Dual and a._trace is self:
                 primals.append(a.primal)
                 tangents.append(a.tangents)
+                weak = weak or is_weak(a.primal)
             else:
                 primals.append(a)
                 tangents.append(None)
         ans = prim(*primals, **params)
+        if weak:  # see core.is_weak
+            primals = [p if t is None else as_rule_arg(p) for p, t in zip(primals, tangents)]
         if prim.jvp is not None:
             t = prim.jvp(ans, tangents, *primals, **params)
         else:
@@ -35,7 +38,9 @@ class ForwardTrace(Trace):
                 if ti is not None:
                     term = prim.jvp_rule(i)(ti, ans, *primals, **params)
                     t = term if t is None else t + term
-        return ans if t is None else Dual(ans, t, self)
+        if t is None:
+            return ans
+        return Dual(ans, match_dtype(t, ans) if weak else t, self)
 
 
 # The tag of Duals made by hand with `dual(x, t)`: level 0, below every transform.
@@ -79,8 +84,8 @@ def dual(primal, tangent, tag: ForwardTrace | None = None) -> Dual:
 
     Integer and boolean primals carry no tangent: they raise TypeError.
     """
-    if isinstance(primal, (float, int)) and not isinstance(primal, bool):
-        primal = np.asarray(primal, dtype=np.result_type(float))
+    if type(primal) is int:  # Python numbers stay weakly typed (see core.is_weak)
+        primal = float(primal)
     if not is_float(primal):
         raise TypeError(
             f"integer and boolean arrays carry no tangent (got dtype {np.result_type(primal)}); "
@@ -95,6 +100,6 @@ def dual(primal, tangent, tag: ForwardTrace | None = None) -> Dual:
             f"tangent shape {t.shape} does not match primal shape {shape}: "
             f"expected {shape} for one direction or (K,) + {shape} for K directions"
         )
-    if not isinstance(t, Box) and t.dtype != primal.dtype:
-        t = t.astype(primal.dtype)
+    if not isinstance(t, Box) and t.dtype != dtype_of(primal):
+        t = t.astype(dtype_of(primal))
     return Dual(primal, t, DEFAULT_TAG if tag is None else tag)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .core import primal_value
+from .core import Box, primal_value
 
 
 def _on_primal(f):
@@ -85,6 +85,15 @@ for _f in (np.argmax, np.argmin, np.argsort, np.shape, np.ndim, np.size, np.resu
     FUNCTIONS[_f] = _on_primal(_f)
 
 
+def _constant(x):
+    """numpy takes a Python list as an array constant; a list holding boxes is a
+    sequence of operands (np.concatenate, np.stack), whose lists are constants."""
+    if type(x) is not list:
+        return x
+    parts = [_constant(e) for e in x]
+    return parts if any(isinstance(p, (Box, list)) for p in parts) else np.asarray(x)
+
+
 def array_function(func, args, kwargs):
     f = FUNCTIONS.get(func)
     if f is None:
@@ -92,4 +101,4 @@ def array_function(func, args, kwargs):
             f"no derivative rule for {func.__module__}.{func.__name__}; use the supported numpy "
             "functions (see autodiff.numpy_api.FUNCTIONS) or apply it to .primal for a constant"
         )
-    return f(*args, **kwargs)
+    return f(*[_constant(a) for a in args], **kwargs)

@@ -68,7 +68,10 @@ def softplus(x):
     return maximum(x, 0.0) + log1p(exp(-abs(x)))
 
 
-def clip(x, a_min=None, a_max=None):
+def clip(x, a_min=None, a_max=None, out=None, *, min=None, max=None):
+    _reject(out=out)
+    a_min = min if a_min is None else a_min  # numpy >= 2.1 also names them min=, max=
+    a_max = max if a_max is None else a_max
     if a_min is not None:
         x = maximum(x, a_min)
     if a_max is not None:

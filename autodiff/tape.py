@@ -10,20 +10,21 @@ with it.
 """
 from __future__ import annotations
 
-from .core import Box, Trace
+from .core import Box, Trace, as_rule_arg, is_weak, match_dtype
 
 
 class Node:
     """One recorded primitive application (or, with ``prim=None``, an input)."""
 
-    __slots__ = ("prim", "args", "params", "ans", "parents")
+    __slots__ = ("prim", "args", "params", "ans", "parents", "weak")
 
-    def __init__(self, prim, args, params, ans, parents):
+    def __init__(self, prim, args, params, ans, parents, weak=False):
         self.prim = prim
         self.args = args
         self.params = params
         self.ans = ans
         self.parents = parents  # [(argument position, parent Node)]
+        self.weak = weak  # a parent is a Python float (see core.is_weak)
 
 
 class ReverseTrace(Trace):
@@ -39,16 +40,19 @@ class ReverseTrace(Trace):
         return Var(value, self, Node(None, (), None, value, ()))
 
     def process(self, prim, args, params):
-        vals, parents = [], []
+        vals, parents, weak = [], [], False
         for i, a in enumerate(args):
             if type(a) is Var and a._trace is self:
                 prim.vjp_rule(i)  # fail now, not in the backward sweep
                 vals.append(a.value)
                 parents.append((i, a._node))
+                weak = weak or is_weak(a.value)
             else:
                 vals.append(a)
         ans = prim(*vals, **params)
-        node = Node(prim, vals, params, ans, parents)
+        if weak:
+            vals = [as_rule_arg(v) if is_var_of(a, self) else v for a, v in zip(args, vals)]
+        node = Node(prim, vals, params, ans, parents, weak)
         self.tape.append(node)
         return Var(ans, self, node)
 
@@ -67,6 +71,8 @@ class ReverseTrace(Trace):
             if g is not None:
                 for i, parent in node.parents:
                     c = node.prim.vjps[i](g, node.ans, *node.args, **node.params)
+                    if node.weak:
+                        c = match_dtype(c, parent.ans)
                     cts[parent] = c if parent not in cts else cts[parent] + c
             if free:
                 node.args = node.ans = node.parents = None
