@@ -82,7 +82,10 @@ def clip(x, a_min=None, a_max=None, out=None, *, min=None, max=None):
 def where(condition, x=None, y=None):
     if x is None and y is None:
         return np.where(primal_value(condition))
-    return P.where(np.asarray(primal_value(condition), dtype=bool), x, y)
+    c = primal_value(condition)
+    if not hasattr(c, "dtype"):
+        c = np.asarray(c)
+    return P.where(c if c.dtype == bool else c.astype(bool), x, y)
 
 
 def astype(x, dtype):
@@ -360,7 +363,9 @@ def take_along_axis(arr, indices, axis=-1):
     if axis is None:
         arr, axis = ravel(arr), 0
     axis = _one_axis(axis, _ndim(arr))
-    indices = np.asarray(primal_value(indices))
+    indices = primal_value(indices)
+    if not hasattr(indices, "shape"):
+        indices = np.asarray(indices)
     full = np.broadcast_shapes(tuple(1 if d == axis else s for d, s in enumerate(arr.shape)),
                                tuple(1 if d == axis else s for d, s in enumerate(indices.shape)))
     indices = np.broadcast_to(indices, full[:axis] + indices.shape[axis:axis + 1] + full[axis + 1:])

@@ -73,7 +73,7 @@ broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, sha
 concatenate = primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis))
 # pad_width is a tuple of (before, after) pairs; () for a 0-d x, which np.pad only takes as 0
 pad = primitive("pad", lambda x, pad_width: np.pad(x, pad_width or 0))
-getitem = primitive("getitem", lambda x, idx: x[idx])
+
 
 
 def is_basic_index(idx: tuple) -> bool:
@@ -81,9 +81,30 @@ def is_basic_index(idx: tuple) -> bool:
     return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in idx)
 
 
+def _adopt(x, idx: tuple):
+    """Let an index array that is being recorded (autodiff.jit) adopt a plain
+    array it indexes, so the indexing is recorded too: numpy gives no hook for
+    ``ndarray[recorded_index]``."""
+    for i in idx:
+        adopt = getattr(i, "adopt_constant", None)
+        if adopt is not None:
+            return x if hasattr(x, "adopt_constant") else adopt(x)
+    return x
+
+
+def _getitem(x, idx):
+    return x[idx] if is_basic_index(idx) else _adopt(x, idx)[idx]
+
+
+getitem = primitive("getitem", _getitem)
+
+
 def _index_add(g, idx, shape):
+    basic = is_basic_index(idx)
+    if not basic:
+        g = _adopt(g, idx)
     z = np.zeros_like(g, shape=shape)
-    if is_basic_index(idx):
+    if basic:
         z[idx] = g
     else:
         np.add.at(z, idx, g)
