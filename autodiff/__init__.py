@@ -11,7 +11,8 @@ from .api import grad, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .check import check_grads
 from .core import primal_value as stop_gradient
 from .dual import Dual, dual
+from .jit import jit
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hvp",
-           "Dual", "dual", "check_grads", "stop_gradient"]
+           "Dual", "dual", "check_grads", "stop_gradient", "jit"]
 __version__ = "0.1.0"

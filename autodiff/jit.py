@@ -173,9 +173,11 @@ class Recorder:
         self.code = []  # (kind, fn_or_name, target, args, kwargs, out_slot)
         self.seen: dict = {}  # pure instruction -> its Rec (common subexpressions)
         self.mutated: set = set()  # slots written in place
+        self.meta: list = []  # per slot: (type, shape, dtype) of its recorded value
 
     def new(self, value) -> Rec:
         r = Rec(value, self.n_slots, self)
+        self.meta.append((type(value), getattr(value, "shape", None), getattr(value, "dtype", None)))
         self.n_slots += 1
         return r
 
@@ -293,6 +295,56 @@ def _direct(src: _Source, fn, args, kwargs) -> str:
     return f"{src.const(fn)}({src.call_args(args, kwargs)})"
 
 
+_UFUNC_OF = {operator.add: np.add, operator.sub: np.subtract, operator.mul: np.multiply,
+             operator.truediv: np.divide, operator.pow: np.power, operator.neg: np.negative,
+             operator.matmul: np.matmul}
+
+
+def _as_ufunc(fn):
+    return fn if isinstance(fn, np.ufunc) else _UFUNC_OF.get(fn)
+
+
+def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
+    """Which ufunc results can be written into buffers the program owns.
+
+    Returns {instruction index: buffer number}.  A buffer is reused once every
+    value that may share its memory (views made from it by reshape, transpose,
+    indexing, ...) is dead; a result whose memory may reach the program's
+    outputs gets no buffer.  Reusing buffers avoids the page faults of fresh
+    large temporaries on every step.
+    """
+    code, meta = recorder.code, recorder.meta
+    root = list(range(recorder.n_slots))
+
+    def find(a):
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    for kind, fn, target, args, kwargs, out in code:
+        if out is not None and not (kind == "call" and _as_ufunc(fn) is not None):
+            for s in _slots_in((target, args, kwargs), []):  # out may be a view of s
+                root[find(s)] = find(out)
+    end, escapes = {}, {find(s) for s in keep} | {find(s) for s in recorder.mutated}
+    for s in range(recorder.n_slots):
+        r = find(s)
+        end[r] = max(end.get(r, -1), last.get(s, -1))
+    plan, free, release, n_buffers = {}, {}, {}, 0
+    for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
+        if (kind == "call" and out is not None and not kwargs and _as_ufunc(fn) is not None
+                and meta[out][0] is np.ndarray and find(out) not in escapes):
+            key = meta[out][1:]
+            buf = free.get(key, []).pop() if free.get(key) else None
+            if buf is None:
+                buf, n_buffers = n_buffers, n_buffers + 1
+            plan[i] = (buf, key)
+            release.setdefault(max(end[find(out)], i), []).append((buf, key))
+        for buf, key in release.pop(i, []):
+            free.setdefault(key, []).append(buf)
+    return plan
+
+
 def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     """The recorded program as one Python function of the input arrays."""
     code = recorder.code
@@ -302,11 +354,19 @@ def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
         for s in _slots_in((target, args, kwargs), []):
             last[s] = i
     keep = set(output_slots)
+    plan = _plan_buffers(recorder, last, keep)
+    buffers = {}
     src = _Source()
     lines = [f"def replay({''.join(f's{s}, ' for s in input_slots)}):"]
     for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
         lhs = f"s{out} = " if out is not None else ""
-        if kind == "call":
+        if i in plan:
+            buf, (shape, dtype) = plan[i]
+            if buf not in buffers:
+                buffers[buf] = np.empty(shape, dtype)
+            ufunc = src.const(_as_ufunc(fn))
+            lines.append(f"    {lhs}{ufunc}({src.call_args(args, {})}, out={src.const(buffers[buf])})")
+        elif kind == "call":
             lines.append(f"    {lhs}{_direct(src, fn, args, kwargs)}")
         elif kind == "const":  # a copy: the program may write into it
             lines.append(f"    {lhs}{src.const(fn)}.copy()")
@@ -326,6 +386,7 @@ def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     exec(compile(source, "<autodiff.jit>", "exec"), namespace)
     replay = namespace["replay"]
     replay.source = source
+    replay.n_buffers = len(buffers)
     return replay
 
 
