@@ -27,6 +27,9 @@ def _mm_shape(a2, b2):
 
 
 def _matmul_jvp_a(t, ans, a, b):
+    if a.ndim == 2 and b.ndim == 2:  # all K directions in one GEMM over the stacked rows
+        k, n = t.shape[0], a.shape[0]
+        return P.reshape(P.matmul(P.reshape(t, shape=(k * n, a.shape[1])), b), shape=(k, n, b.shape[1]))
     b2 = _as_matrix(b, False)
     t2 = lift(_as_matrix(t, True, batched=True), b2.ndim)
     return P.reshape(P.matmul(t2, b2), shape=t.shape[:1] + shape_of(ans))
