@@ -345,9 +345,33 @@ def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
     return plan
 
 
+_PURE_METHODS = {"reshape", "transpose", "astype", "sum", "prod", "max", "min", "mean", "copy", "ravel",
+                 "flatten", "squeeze", "swapaxes", "cumsum", "dot", "clip", "any", "all", "argmax",
+                 "argmin", "argsort", "conj", "round", "std", "var", "take", "nonzero", "repeat"}
+
+
+def _eliminate_dead_code(code: list, output_slots) -> list:
+    """Drop instructions whose results are never used (e.g. the tangent of a
+    loss value that only its gradient was wanted for)."""
+    needed, kept = set(output_slots), []
+    for ins in reversed(code):
+        kind, fn, target, args, kwargs, out = ins
+        if kind == "setitem" or (kind == "call" and out is None):  # writes into a slot
+            written = _slots_in(target if kind == "setitem" else (args[:1], kwargs.get("out")), [])
+            live = bool(set(written) & needed)
+        elif kind == "method" and fn not in _PURE_METHODS:
+            live = True
+        else:
+            live = out in needed
+        if live:
+            kept.append(ins)
+            needed.update(_slots_in((target, args, kwargs), []))
+    return kept[::-1]
+
+
 def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     """The recorded program as one Python function of the input arrays."""
-    code = recorder.code
+    code = recorder.code = _eliminate_dead_code(recorder.code, output_slots)
     # liveness: the last instruction reading (or writing into) each slot
     last = {}
     for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
