@@ -1,0 +1,551 @@
+"""Differentiable optimizers: pure updates whose hyperparameters are inputs.
+
+Each optimizer is an optax-style ``init`` / ``update`` pair behind a class with
+torch.optim's name and constructor::
+
+    opt = Adam(lr=1e-3, weight_decay=1e-4)
+    state = opt.init(params)                          # a NamedTuple
+    params, state = opt.update(grads, state, params)  # uses opt.defaults
+    params, state = opt.update(grads, state, params, {"lr": lr_dual})
+
+``hparams`` overrides ``opt.defaults`` key by key.  A value may be a Python
+float, a 0-d array, a `Dual`, a tape value, or a pytree with the structure of
+``params`` (one value, or one array, per parameter leaf).  Updates use plain
+numpy arithmetic on them and nothing else (no ``float()``, no Python branch on
+their values), so a tangent attached to a hyperparameter, or a tape recording
+it, flows through any number of steps: ``jvp`` of a training loop gives
+d(final params)/d(hyperparameter) and ``grad`` of it gives the same number by
+reverse mode.  Where an optimizer must choose between two formulas on a value
+(RAdam's rectification test, SGD's "momentum == 0"), the choice is made on the
+primal value and the chosen formula's derivative is kept (`select`).  The step
+counter in the state is a Python int (an int array also works) and carries no
+tangent.
+
+Every constructor validates its arguments (negative, out-of-range, NaN or inf
+values raise ValueError naming the argument) and takes ``optimizer=None``: the
+hyper-optimizer of a hyperoptimizer tower, stored and not used here.
+
+``constraints`` says which range each continuous hyperparameter lives in, for
+the transforms of `hyperopt.transforms`:
+
+* ``"positive"``        (0, inf): step sizes, eps (the constructors accept 0,
+                        as torch does; the transform maps 0 to -inf);
+* ``"nonnegative"``     [0, inf): weight decay, lr decay, accumulator start;
+* ``"unit_closed_open"`` [0, 1): momentum, dampening, betas, alpha;
+* ``"unit"``            (0, 1);
+* ``None``              unconstrained.
+
+Second-moment square roots use `safe_sqrt`: the same values as ``np.sqrt``,
+but a zero derivative (instead of 0/0 = nan) where the moment is exactly 0,
+e.g. for a weight whose gradient is always 0.  Without it one dead weight
+would turn every hypergradient into nan.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from autodiff import stop_gradient
+from autodiff.tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
+           "SGDState", "AdamState", "RAdamState", "RMSpropState", "AdagradState",
+           "select", "safe_sqrt", "CONSTRAINTS"]
+
+CONSTRAINTS = ("positive", "nonnegative", "unit", "unit_closed_open", None)
+
+
+# -- helpers -------------------------------------------------------------------
+
+def select(cond, if_true: Callable[[], Any], if_false: Callable[[], Any]):
+    """``if_true()`` where ``cond`` holds, else ``if_false()``.
+
+    ``cond`` is computed from primal values.  A Python / numpy bool picks one
+    branch in Python (only it is evaluated, and Python floats stay Python
+    floats); an array (per-parameter hyperparameters, or values recorded by
+    `autodiff.jit`) selects elementwise with ``np.where``, which passes the
+    chosen branch's tangent and cotangent.
+    """
+    if isinstance(cond, (bool, np.bool_)):
+        return if_true() if cond else if_false()
+    return np.where(cond, if_true(), if_false())
+
+
+def safe_sqrt(x):
+    """``np.sqrt(x)`` for ``x >= 0``, with derivative 0 (not nan) where ``x == 0``."""
+    pos = stop_gradient(x) > 0
+    return np.where(pos, np.sqrt(np.where(pos, x, 1.0)), 0.0)
+
+
+def _zeros(p):
+    return np.zeros_like(stop_gradient(p))
+
+
+def _is_tree(value) -> bool:
+    """A per-parameter hyperparameter is given as a container (dict, list, tuple)."""
+    return isinstance(value, (dict, list, tuple))
+
+
+def _leaves_as(tree, treedef: TreeDef, what: str) -> list:
+    leaves, td = tree_flatten(tree)
+    if td != treedef:
+        raise ValueError(f"{what} has structure {td}, but params have structure {treedef}")
+    return leaves
+
+
+def _per_leaf(value, treedef: TreeDef, name: str) -> list:
+    if _is_tree(value):
+        return _leaves_as(value, treedef, f"hyperparameter {name!r}")
+    return [value] * treedef.n_leaves
+
+
+def _fmt(x) -> str:
+    """A hyperparameter for messages and repr: numbers as Python numbers, Duals by their primal."""
+    if _is_tree(x):
+        return repr(x)
+    x = stop_gradient(x)
+    if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0:
+        return repr(x.item())
+    return repr(x)
+
+
+def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf,
+                lo_open: bool = False, hi_open: bool = True) -> None:
+    """Raise ValueError naming ``name`` unless every leaf of ``value`` is finite
+    and in the interval (``lo_open`` / ``hi_open`` exclude the ends)."""
+    for leaf in tree_leaves(value):
+        x = np.asarray(stop_gradient(leaf), dtype=float)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{name} must be finite, got {_fmt(value)}")
+        bad_lo = np.any(x <= lo) if lo_open else np.any(x < lo)
+        bad_hi = np.any(x >= hi) if hi_open else np.any(x > hi)
+        if bad_lo or bad_hi:
+            if hi == math.inf:
+                what = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            else:
+                what = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise ValueError(f"{name} must be {what}, got {_fmt(value)}")
+
+
+def _check_betas(betas) -> tuple:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        check_range(f"betas[{i}]", b, 0.0, 1.0)
+    return tuple(betas)
+
+
+# -- the base class ---------------------------------------------------------------
+
+class Optimizer:
+    """An ``init`` / ``update`` pair with named, overridable hyperparameters.
+
+    Subclasses set ``name``, ``constraints``, ``State`` (a NamedTuple whose
+    first field is ``step`` and whose other fields are per-parameter buffers)
+    and implement ``_buffers`` (the buffer fields in use) and ``_leaf``, the
+    update of one parameter leaf.
+    """
+
+    name: str = "optimizer"
+    constraints: dict = {}
+    State: type = NamedTuple
+    _arg_defaults: dict = {}
+
+    def __init__(self, defaults: dict, args: dict, optimizer: "Optimizer | None" = None):
+        self.defaults = dict(defaults)
+        self.optimizer = optimizer
+        self._args = args  # constructor arguments, for __repr__
+
+    # -- public API -------------------------------------------------------------
+    def init(self, params) -> NamedTuple:
+        """The state before the first step: step 0 and zero buffers."""
+        leaves, treedef = tree_flatten(params)
+        used = self._buffers()
+        bufs = {f: tree_unflatten(treedef, [_zeros(p) for p in leaves]) if f in used else None
+                for f in self.State._fields[1:]}
+        return self.State(0, **bufs)
+
+    def update(self, grads, state: NamedTuple, params, hparams: dict | None = None):
+        """One step: ``(new_params, new_state)``."""
+        h = self.resolve(hparams)
+        p_leaves, treedef = tree_flatten(params)
+        g_leaves = _leaves_as(grads, treedef, "grads")
+        fields = self.State._fields[1:]
+        bufs = {f: None if getattr(state, f) is None else _leaves_as(getattr(state, f), treedef, f)
+                for f in fields}
+        h_leaves = {k: _per_leaf(v, treedef, k) for k, v in h.items()}
+        t = state.step + 1
+        new_p = []
+        new_b = {f: [] for f in fields if bufs[f] is not None}
+        for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
+            b = {f: bufs[f][i] for f in new_b}
+            p, b = self._leaf(p, g, b, {k: v[i] for k, v in h_leaves.items()}, t)
+            new_p.append(p)
+            for f in new_b:
+                new_b[f].append(b[f])
+        new_state = self.State(t, **{f: tree_unflatten(treedef, new_b[f]) if f in new_b else None
+                                     for f in fields})
+        return tree_unflatten(treedef, new_p), new_state
+
+    def resolve(self, hparams: dict | None = None) -> dict:
+        """``defaults`` overridden by ``hparams`` (unknown names raise ValueError)."""
+        if not hparams:
+            return dict(self.defaults)
+        unknown = [k for k in hparams if k not in self.defaults]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no hyperparameter {unknown[0]!r}; "
+                             f"its hyperparameters are {list(self.defaults)}")
+        return {**self.defaults, **hparams}
+
+    def describe(self) -> str:
+        """The short lowercase name; for a tower, each level's joined by " / "."""
+        if self.optimizer is None:
+            return self.name
+        return f"{self.name} / {self.optimizer.describe()}"
+
+    def __repr__(self) -> str:
+        parts = []
+        for k, v in self._args.items():
+            default = self._arg_defaults.get(k, _REQUIRED)
+            if k == "lr" or not _same(v, default):
+                parts.append(f"{k}={_fmt(v)}")
+        if self.optimizer is not None:
+            parts.append(f"optimizer={self.optimizer!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    # -- for subclasses -----------------------------------------------------------
+    def _buffers(self) -> tuple:
+        return self.State._fields[1:]
+
+    def _leaf(self, p, g, bufs: dict, h: dict, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+_REQUIRED = object()
+
+
+def _same(a, b) -> bool:
+    """Whether a constructor argument equals its default (plain numbers only)."""
+    plain = (bool, int, float, tuple)
+    if not (isinstance(a, plain) and isinstance(b, plain)):
+        return False
+    if (type(a) is bool) != (type(b) is bool):  # 0 is not False here
+        return False
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+# -- SGD ---------------------------------------------------------------------------
+
+class SGDState(NamedTuple):
+    step: Any
+    momentum_buffer: Any
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov momentum
+    and L2 weight decay, exactly as torch.optim.SGD::
+
+        g   = grad + weight_decay * p
+        b_1 = g;  b_t = momentum * b_{t-1} + (1 - dampening) * g   (t > 1)
+        d   = g + momentum * b_t   (nesterov)   else   d = b_t
+        p   = p - lr * d
+
+    As in torch, with ``momentum == 0`` and ``dampening != 0`` no buffer is
+    applied (d = g); with both 0 the buffer equals g and is used, so the
+    derivative with respect to momentum at 0 is the right-sided one.
+    Nesterov needs momentum > 0 and dampening 0 (torch's rule).
+    """
+
+    name = "sgd"
+    constraints = {"lr": "positive", "momentum": "unit_closed_open",
+                   "dampening": "unit_closed_open", "weight_decay": "nonnegative"}
+    State = SGDState
+    _arg_defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+
+    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, nesterov: bool = False,
+                 weight_decay=0.0, *, optimizer: Optimizer | None = None):
+        check_range("lr", lr)
+        check_range("momentum", momentum, 0.0, 1.0)
+        check_range("dampening", dampening, 0.0, 1.0)
+        check_range("weight_decay", weight_decay)
+        if nesterov and (any(np.any(stop_gradient(m) <= 0) for m in tree_leaves(momentum))
+                         or any(np.any(stop_gradient(d) != 0) for d in tree_leaves(dampening))):
+            raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0, "
+                             f"got momentum={_fmt(momentum)}, dampening={_fmt(dampening)}")
+        self.nesterov = bool(nesterov)
+        super().__init__({"lr": lr, "momentum": momentum, "dampening": dampening,
+                          "weight_decay": weight_decay},
+                         {"lr": lr, "momentum": momentum, "dampening": dampening,
+                          "nesterov": nesterov, "weight_decay": weight_decay}, optimizer)
+
+    def _leaf(self, p, g, bufs, h, t):
+        lr, mom, damp = h["lr"], h["momentum"], h["dampening"]
+        g = g + h["weight_decay"] * p
+        # the buffer starts at 0, so at t == 1 this is g (no dampening), as in torch
+        buf = mom * bufs["momentum_buffer"] + (1 - damp * (t > 1)) * g
+        use_buf = (stop_gradient(mom) != 0) | (stop_gradient(damp) == 0)
+        d = select(use_buf, lambda: buf, lambda: g)
+        if self.nesterov:
+            d = g + mom * d
+        return p - lr * d, {"momentum_buffer": buf}
+
+
+# -- Adam / AdamW ----------------------------------------------------------------
+
+class AdamState(NamedTuple):
+    step: Any
+    exp_avg: Any
+    exp_avg_sq: Any
+    max_exp_avg_sq: Any  # None unless amsgrad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) in torch.optim.Adam's form, L2 weight decay::
+
+        g = grad + weight_decay * p
+        m = beta1 m + (1 - beta1) g;      v = beta2 v + (1 - beta2) g^2
+        v' = max(v', v) (amsgrad, on the raw v, as torch) else v' = v
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v') / sqrt(1 - beta2^t) + eps)
+
+    eps is added to the bias-corrected sqrt(v_hat), as in torch and the paper.
+    Hyperparameter names: lr, beta1, beta2, eps, weight_decay.
+    """
+
+    name = "adam"
+    constraints = {"lr": "positive", "beta1": "unit_closed_open", "beta2": "unit_closed_open",
+                   "eps": "positive", "weight_decay": "nonnegative"}
+    State = AdamState
+    _decoupled = False
+    _arg_defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad: bool = False, *, optimizer: Optimizer | None = None):
+        check_range("lr", lr)
+        betas = _check_betas(betas)
+        check_range("eps", eps)
+        check_range("weight_decay", weight_decay)
+        self.amsgrad = bool(amsgrad)
+        super().__init__({"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
+                          "weight_decay": weight_decay},
+                         {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                          "amsgrad": amsgrad}, optimizer)
+
+    def _buffers(self):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+
+    def _leaf(self, p, g, bufs, h, t):
+        lr, b1, b2, wd = h["lr"], h["beta1"], h["beta2"], h["weight_decay"]
+        if self._decoupled:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m = b1 * bufs["exp_avg"] + (1 - b1) * g
+        v = b2 * bufs["exp_avg_sq"] + (1 - b2) * (g * g)
+        out = {"exp_avg": m, "exp_avg_sq": v}
+        if self.amsgrad:
+            v = out["max_exp_avg_sq"] = np.maximum(bufs["max_exp_avg_sq"], v)
+        bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+        denom = safe_sqrt(v) / bc2 ** 0.5 + h["eps"]
+        return p - (lr / bc1) * (m / denom), out
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, as
+    torch.optim.AdamW: ``p = p * (1 - lr * weight_decay)`` before the Adam
+    step, which then sees the raw gradient.  The decay is multiplied by lr
+    (torch's convention; the paper scales it by the schedule multiplier only)."""
+
+    name = "adamw"
+    _decoupled = True
+    _arg_defaults = {**Adam._arg_defaults, "weight_decay": 1e-2}
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad: bool = False, *, optimizer: Optimizer | None = None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, optimizer=optimizer)
+
+
+# -- RAdam -----------------------------------------------------------------------
+
+class RAdamState(NamedTuple):
+    step: Any
+    exp_avg: Any
+    exp_avg_sq: Any
+
+
+class RAdam(Optimizer):
+    """Rectified Adam (Liu et al., 2020), decoupled weight decay::
+
+        m = beta1 m + (1 - beta1) g;   v = beta2 v + (1 - beta2) g^2
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t   = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        r_t     = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+        rho_t >= 5:  p = p (1 - lr wd) - lr r_t sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+        else:        p = p (1 - lr wd) - lr m / (1 - beta1^t)    (degenerated_to_sgd)
+                     p unchanged, decay included                   (not degenerated_to_sgd)
+
+    Normalization: r_t above is the paper's rectification term; the bias
+    corrections sqrt(1 - beta2^t) / (1 - beta1^t) multiply it, and eps is added
+    to sqrt(v) *before* bias correction, as in the authors' reference code and
+    torch.optim.RAdam (the paper's algorithm has no eps).  The rectified step
+    is taken while rho_t >= 5 (the reference code's test; the paper writes
+    rho_t > 4, torch rho_t > 5).  The moments are updated on every step; with
+    ``degenerated_to_sgd=False`` a skipped step also skips the decay, as in the
+    reference code.  torch.optim.RAdam(decoupled_weight_decay=True) is this
+    optimizer with degenerated_to_sgd=True.
+
+    rho_t depends only on t and beta2; the branch is chosen on their primal
+    values (`select`), so tangents with respect to beta2 follow the branch
+    taken.  The branch not taken is evaluated at safe values when beta2 is an
+    array, so it cannot put a nan into a reverse sweep.
+    """
+
+    name = "radam"
+    constraints = {"lr": "positive", "beta1": "unit_closed_open", "beta2": "unit_closed_open",
+                   "eps": "positive", "weight_decay": "nonnegative"}
+    State = RAdamState
+    _arg_defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                     "degenerated_to_sgd": True}
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 degenerated_to_sgd: bool = True, *, optimizer: Optimizer | None = None):
+        check_range("lr", lr)
+        betas = _check_betas(betas)
+        check_range("eps", eps)
+        check_range("weight_decay", weight_decay)
+        self.degenerated_to_sgd = bool(degenerated_to_sgd)
+        super().__init__({"lr": lr, "beta1": betas[0], "beta2": betas[1], "eps": eps,
+                          "weight_decay": weight_decay},
+                         {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                          "degenerated_to_sgd": degenerated_to_sgd}, optimizer)
+
+    def _leaf(self, p, g, bufs, h, t):
+        lr, b1, b2, eps = h["lr"], h["beta1"], h["beta2"], h["eps"]
+        m = b1 * bufs["exp_avg"] + (1 - b1) * g
+        v = b2 * bufs["exp_avg_sq"] + (1 - b2) * (g * g)
+        bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * t * b2 ** t / bc2
+        adaptive = stop_gradient(rho_t) >= 5
+        decayed = p * (1 - lr * h["weight_decay"])
+
+        def rectified():
+            rt, ri = rho_t, rho_inf
+            if not isinstance(adaptive, (bool, np.bool_)):  # elementwise: keep the other side finite
+                rt, ri = np.where(adaptive, rho_t, 5.0), np.where(adaptive, rho_inf, 6.0)
+            r = ((rt - 4) * (rt - 2) * ri / ((ri - 4) * (ri - 2) * rt)) ** 0.5
+            return decayed - (lr * r * bc2 ** 0.5 / bc1) * (m / (safe_sqrt(v) + eps))
+
+        def unadapted():
+            return decayed - (lr / bc1) * m if self.degenerated_to_sgd else p
+
+        return select(adaptive, rectified, unadapted), {"exp_avg": m, "exp_avg_sq": v}
+
+
+# -- RMSprop ---------------------------------------------------------------------
+
+class RMSpropState(NamedTuple):
+    step: Any
+    square_avg: Any
+    grad_avg: Any         # None unless centered
+    momentum_buffer: Any
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton) in torch.optim.RMSprop's form::
+
+        g = grad + weight_decay * p
+        v = alpha v + (1 - alpha) g^2
+        centered:  a = alpha a + (1 - alpha) g;   s = sqrt(v - a^2) + eps
+        else:      s = sqrt(v) + eps
+        b = momentum b + g / s;   p = p - lr b
+
+    eps outside the square root, no bias correction (torch's choices).  With
+    momentum 0, b = g / s: torch's momentum-free step, with the derivative in
+    momentum kept.  A centered variance that rounds below 0 gives s = eps
+    where torch would give nan.
+    """
+
+    name = "rmsprop"
+    constraints = {"lr": "positive", "alpha": "unit_closed_open", "eps": "positive",
+                   "momentum": "unit_closed_open", "weight_decay": "nonnegative"}
+    State = RMSpropState
+    _arg_defaults = {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False,
+                     "weight_decay": 0.0}
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered: bool = False,
+                 weight_decay=0.0, *, optimizer: Optimizer | None = None):
+        check_range("lr", lr)
+        check_range("alpha", alpha, 0.0, 1.0)
+        check_range("eps", eps)
+        check_range("momentum", momentum, 0.0, 1.0)
+        check_range("weight_decay", weight_decay)
+        self.centered = bool(centered)
+        super().__init__({"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                          "weight_decay": weight_decay},
+                         {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                          "centered": centered, "weight_decay": weight_decay}, optimizer)
+
+    def _buffers(self):
+        return ("square_avg", "momentum_buffer") + (("grad_avg",) if self.centered else ())
+
+    def _leaf(self, p, g, bufs, h, t):
+        alpha = h["alpha"]
+        g = g + h["weight_decay"] * p
+        v = alpha * bufs["square_avg"] + (1 - alpha) * (g * g)
+        out = {"square_avg": v}
+        if self.centered:
+            a = out["grad_avg"] = alpha * bufs["grad_avg"] + (1 - alpha) * g
+            v = v - a * a
+        b = h["momentum"] * bufs["momentum_buffer"] + g / (safe_sqrt(v) + h["eps"])
+        out["momentum_buffer"] = b
+        return p - h["lr"] * b, out
+
+
+# -- Adagrad ---------------------------------------------------------------------
+
+class AdagradState(NamedTuple):
+    step: Any
+    sum: Any  # the sum of squared gradients, without initial_accumulator_value
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.) in torch.optim.Adagrad's form::
+
+        g = grad + weight_decay * p
+        clr = lr / (1 + (t - 1) lr_decay)
+        S = S + g^2
+        p = p - clr g / (sqrt(initial_accumulator_value + S) + eps)
+
+    eps outside the square root (torch).  The state keeps S without the
+    initial accumulator value, which is added at each step instead, so it is
+    a hyperparameter like the others (overridable, differentiable).
+    """
+
+    name = "adagrad"
+    constraints = {"lr": "positive", "lr_decay": "nonnegative", "weight_decay": "nonnegative",
+                   "initial_accumulator_value": "nonnegative", "eps": "positive"}
+    State = AdagradState
+    _arg_defaults = {"lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0,
+                     "eps": 1e-10}
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10, *, optimizer: Optimizer | None = None):
+        check_range("lr", lr)
+        check_range("lr_decay", lr_decay)
+        check_range("weight_decay", weight_decay)
+        check_range("initial_accumulator_value", initial_accumulator_value)
+        check_range("eps", eps)
+        hp = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+              "initial_accumulator_value": initial_accumulator_value, "eps": eps}
+        super().__init__(hp, dict(hp), optimizer)
+
+    def _leaf(self, p, g, bufs, h, t):
+        g = g + h["weight_decay"] * p
+        clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
+        s = bufs["sum"] + g * g
+        return p - clr * (g / (safe_sqrt(h["initial_accumulator_value"] + s) + h["eps"])), {"sum": s}
