@@ -7,6 +7,7 @@ forward derivatives through whole training runs in flat memory.
 """
 from . import core as _core  # noqa: F401  (first: it loads the numpy vocabulary)
 from . import rules as _rules  # noqa: F401  (attaches the derivative rules)
+from .backend import engine as _engine_kernels
 from .api import grad, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp
 from .check import check_grads
 from .core import primal_value as stop_gradient
@@ -16,3 +17,5 @@ from .jit import jit
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hvp",
            "Dual", "dual", "check_grads", "stop_gradient", "jit"]
 __version__ = "0.1.0"
+
+_engine_kernels.install()  # numba fast paths for large dual elementwise ops

@@ -44,7 +44,7 @@ class Primitive:
     A ``None`` rule means "no rule": using it raises NotImplementedError.
     """
 
-    __slots__ = ("name", "impl", "jvps", "jvp", "vjps", "nondiff")
+    __slots__ = ("name", "impl", "jvps", "jvp", "vjps", "nondiff", "fused")
 
     def __init__(self, name: str, impl, nondiff: bool = False):
         self.name = name
@@ -53,6 +53,8 @@ class Primitive:
         self.jvp = None
         self.vjps = ()
         self.nondiff = nondiff
+        # optional backend fast path: fused(primals, tangents) -> (ans, tangent) or None
+        self.fused = None
 
     def __call__(self, *args, **params):
         if self.nondiff:
