@@ -164,6 +164,12 @@ def _hd_lr(lr, g_leaves, d_leaves, *, hypergrad_lr, hypergrad_mode, hypergrad_cl
            hypergrad_eps, lr_bounds, on_invalid_lr, stacklevel):
     """(α_t, h_t) from α_{t-1}, the gradient g_t and the last direction d_{t-1}."""
     h = -_leaves_dot(g_leaves, d_leaves)
+    if not np.isfinite(h):  # a NaN or inf gradient: stop, rather than carry on with a NaN lr
+        bad = [i for i, g in enumerate(g_leaves) if not np.all(np.isfinite(g))]
+        raise FloatingPointError(
+            f"hypergradient descent got a non-finite hypergradient ({_scalar(h)!r})"
+            + (f": the gradient has NaN or inf entries (leaves {bad})" if bad else "")
+            + "; the learning rate was not updated")
     if hypergrad_mode == "additive":
         s = h
     elif hypergrad_mode == "multiplicative":

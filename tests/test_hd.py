@@ -372,10 +372,11 @@ def test_negative_lr_warns():
 
 
 def test_non_finite_lr_warns():
-    opt = SGDHD([np.ones(2)], lr=0.1)
-    opt.step([np.ones(2)])
+    # a finite hypergradient (-1e308) whose step overflows the lr to inf
+    opt = SGDHD([np.ones(2)], lr=0.1, hypergrad_lr=1e3)
+    opt.step([np.array([1e154, 0.0])])
     with pytest.warns(LearningRateWarning, match="non-finite"):
-        opt.step([np.array([np.nan, 1.0])])
+        opt.step([np.array([1e154, 0.0])])
 
 
 def test_negative_lr_raises_and_leaves_the_optimizer_unchanged():
@@ -542,3 +543,14 @@ def test_bad_input_in_a_param_group():
         SGDHD([{"params": [np.zeros(2)]}, {"params": [np.zeros(1)], "lr": -1.0}])
     with pytest.raises(ValueError, match="unknown"):
         SGDHD([{"params": [np.zeros(2)], "learning_rate": 0.1}])
+
+
+def test_nan_gradient_stops_hd_with_a_clear_error():
+    import numpy as np
+    from hyperopt.hd import AdamHD, SGDHD
+    for opt in (SGDHD({"w": np.ones(3)}, lr=0.1), AdamHD({"w": np.ones(3)}, lr=0.1)):
+        opt.step({"w": np.ones(3)})
+        lr = opt.lr
+        with pytest.raises(FloatingPointError, match="NaN or inf"):
+            opt.step({"w": np.array([1.0, np.nan, 1.0])})
+        assert opt.lr == lr and np.isfinite(opt.lr)
