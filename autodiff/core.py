@@ -100,6 +100,15 @@ def is_weak(x) -> bool:
     return type(x) is float
 
 
+def keep_weak(ans, args):
+    """numpy turns arithmetic on Python floats into a float64 scalar, which is
+    strongly typed (it would upcast float32 arrays); give it back as a Python
+    float when every argument was a Python number."""
+    if type(ans) is np.float64 and all(type(a) in (float, int) for a in args):
+        return float(ans)
+    return ans
+
+
 def as_rule_arg(x):
     return np.float64(x) if type(x) is float else x
 

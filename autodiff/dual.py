@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, match_dtype
+from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, keep_weak, match_dtype
 
 
 class ForwardTrace(Trace):
@@ -32,7 +32,8 @@ class ForwardTrace(Trace):
             if r is not None:
                 return Dual(r[0], r[1], self)
         ans = prim(*primals, **params)
-        if weak:  # see core.is_weak
+        out = keep_weak(ans, primals) if weak else ans  # see core.is_weak
+        if weak:
             primals = [p if t is None else as_rule_arg(p) for p, t in zip(primals, tangents)]
         if prim.jvp is not None:
             t = prim.jvp(ans, tangents, *primals, **params)
@@ -43,8 +44,8 @@ class ForwardTrace(Trace):
                     term = prim.jvp_rule(i)(ti, ans, *primals, **params)
                     t = term if t is None else t + term
         if t is None:
-            return ans
-        return Dual(ans, match_dtype(t, ans) if weak else t, self)
+            return out
+        return Dual(out, match_dtype(t, ans) if weak else t, self)
 
 
 # The tag of Duals made by hand with `dual(x, t)`: level 0, below every transform.

@@ -10,7 +10,7 @@ with it.
 """
 from __future__ import annotations
 
-from .core import Box, Trace, as_rule_arg, is_weak, match_dtype
+from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype
 
 
 class Node:
@@ -50,11 +50,12 @@ class ReverseTrace(Trace):
             else:
                 vals.append(a)
         ans = prim(*vals, **params)
+        out = keep_weak(ans, vals) if weak else ans  # see core.is_weak
         if weak:
             vals = [as_rule_arg(v) if is_var_of(a, self) else v for a, v in zip(args, vals)]
         node = Node(prim, vals, params, ans, parents, weak)
         self.tape.append(node)
-        return Var(ans, self, node)
+        return Var(out, self, node)
 
     def backward(self, seeds, free: bool = False) -> dict:
         """Sweep the tape backward from ``seeds`` ([(Node, cotangent)]).

@@ -683,3 +683,13 @@ def test_tape_released_in_forward_over_reverse_loop(rng):
         p = p - 0.01 * grad(lambda x: _watch(refs)(x)[0])(p)
     gc.collect()
     assert len(refs) == 6 and all(r() is None for r in refs)
+
+
+def test_python_float_hyperparameter_stays_weak_through_arithmetic():
+    """lr * 2.0 on a Python-float Dual is still weak: float32 params stay float32."""
+    import autodiff as ad
+    p = np.ones(3, dtype=np.float32)
+    out, dout = ad.jvp(lambda lr: p - (lr * 2.0 + 1.0) / 3.0 * p, (0.1,), (1.0,))
+    assert out.dtype == np.float32 and dout.dtype == np.float32
+    g = ad.grad(lambda lr: np.sum(p * (lr * lr)))(0.5)
+    np.testing.assert_allclose(g, 2 * 0.5 * 3)

@@ -6,6 +6,8 @@ Rules use only primitives and array operators, so they run on any number type.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import primitives as P
 from ..core import primal_value
 
@@ -129,4 +131,5 @@ def defelementwise(prim, *partials):
 
 def constant(x):
     """The primal of x as a plain array: for masks and other constants."""
-    return primal_value(x)
+    v = primal_value(x)
+    return np.float64(v) if type(v) is float else v
