@@ -4,7 +4,8 @@ Measured side by side in one process, interleaved, medians over many repeats:
   * autodiff `grad` against a hand-written numpy gradient;
   * forward-over-reverse with K=1 (the step of a forward hypergradient: the
     parameters are Duals, `grad` runs on them) against `grad`;
-  * the same with K=4 tangent directions (what `jacfwd` over 4 hyperparameters does).
+  * the same with K=4 tangent directions (what `jacfwd` over 4 hyperparameters does);
+  * the same three steps under `jit` (recorded once, replayed).
 Each step is the gradient plus an SGD update.
 
     python benchmarks/engine_overhead.py [--repeats 200]
@@ -17,7 +18,7 @@ import time
 
 import numpy as np
 
-from autodiff import dual, grad
+from autodiff import dual, grad, jit
 from autodiff.ops import logsumexp
 
 
@@ -72,6 +73,10 @@ def main(argv=None):
         "fwd-over-rev K=1": step(grad(loss), p1),
         "fwd-over-rev K=4": step(grad(loss), p4),
     }
+    jitted = jit(lambda p, x, y: (lambda g: {n: p[n] - lr * g[n] for n in p})(grad(loss)(p, x, y)))
+    cases["jit grad"] = lambda: jitted(params, x, y)
+    cases["jit fwd-over-rev K=1"] = lambda: jitted(p1, x, y)
+    cases["jit fwd-over-rev K=4"] = lambda: jitted(p4, x, y)
     times = {name: [] for name in cases}
     for run in cases.values():  # warm up
         run()
@@ -91,6 +96,8 @@ def main(argv=None):
     print(f"grad / hand-written numpy:      {med['autodiff grad'] / med['numpy (hand-written)']:.2f}x")
     print(f"fwd-over-rev K=1 / grad:        {med['fwd-over-rev K=1'] / med['autodiff grad']:.2f}x")
     print(f"fwd-over-rev K=4 / grad:        {med['fwd-over-rev K=4'] / med['autodiff grad']:.2f}x")
+    print(f"jit K=1 / eager K=1:            {med['jit fwd-over-rev K=1'] / med['fwd-over-rev K=1']:.2f}x")
+    print(f"jit K=1 / hand-written numpy grad: {med['jit fwd-over-rev K=1'] / med['numpy (hand-written)']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+"""The benchmark scripts run end to end (tiny sizes; the numbers are not checked)."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args, timeout=60):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=str(ROOT), timeout=timeout)
+
+
+def test_compare_peers_runs():
+    r = _run("benchmarks/compare_peers.py", "--libs", "autodiff,numpy", "--model", "small", "--dtype", "float64",
+             "--repeats", "2", "--T", "5", "--hyper-repeats", "1", "--peak-size", "256", "--peak-repeats", "2")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for row in ("plain step", "fwd-over-rev K=1", "fwd-over-rev K=4", "hypergrad / step", "numpy GEMMs only"):
+        assert row in out, row
+    assert "autodiff vs numpy  ok" in out           # the K=1 / K=4 tangents and hypergradient agree
+    assert "(3) small float64" in out               # the targets summary
+
+
+def test_memory_runs():
+    r = _run("benchmarks/memory.py", "--max-T", "100")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(l.split()[:2] == ["100", "forward"] for l in lines if l.strip())
+    assert any(l.split()[:2] == ["10", "reverse"] for l in lines if l.strip())
+    assert any(l.split()[:2] == ["100", "reverse"] for l in lines if l.strip())
