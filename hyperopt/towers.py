@@ -496,8 +496,17 @@ def tower_init(stack, params, **options) -> tuple:
     return spec, spec.init(params)
 
 
+def _check_finite(grads) -> None:
+    """A NaN or inf gradient stops the step with a clear error, not a NaN hyperparameter."""
+    bad = [i for i, g in enumerate(tree_flatten(grads)[0]) if not np.all(np.isfinite(g))]
+    if bad:
+        raise FloatingPointError(f"the gradient has NaN or inf entries (leaves {bad}); "
+                                 "the hyperparameters and parameters were not updated")
+
+
 def tower_update(spec: TowerSpec, grads, state: TowerState) -> TowerState:
     """One step of the tower (pure); raw-space range violations follow ``spec.on_invalid``."""
+    _check_finite(grads)
     new_state, info = spec.update(grads, state)
     spec.report_invalid(info["invalid"])
     return new_state
@@ -516,6 +525,7 @@ class _Stateful:
     state: TowerState
 
     def _commit(self, grads, stacklevel: int):
+        _check_finite(grads)
         new_state, info = self.spec.update(grads, self.state)
         self.spec.report_invalid(info["invalid"], stacklevel + 1)  # may raise: nothing changed
         self.state = new_state

@@ -380,3 +380,19 @@ def test_taller_towers_are_less_sensitive_on_digits():
     print("digits logistic regression, std of log final loss by height:", np.round(spreads, 3))
     print("final losses:", np.round(finals, 4).tolist())
     _check_spreads(spreads)
+
+
+def test_nan_gradient_stops_hd_and_towers_with_a_clear_error():
+    import numpy as np
+    import pytest
+    from hyperopt.hd_auto import HD
+    from hyperopt.optim import SGD, Adam
+    from hyperopt.towers import Tower
+    for opt in (HD(SGD(lr=0.1), np.ones(3), hypergrad_lr=1e-3),
+                Tower(Adam(1e-2, optimizer=SGD(1e-5)), np.ones(3))):
+        step = opt.step if isinstance(opt, HD) else opt.update
+        step(np.ones(3))
+        before = np.array(opt.params, copy=True)
+        with pytest.raises(FloatingPointError, match="NaN or inf"):
+            step(np.array([1.0, np.nan, 1.0]))
+        np.testing.assert_array_equal(opt.params, before)
