@@ -75,6 +75,8 @@ import numpy as np
 
 from autodiff.tree import tree_flatten, tree_map, tree_structure, tree_unflatten
 
+from .optim import flatten_matching
+
 __all__ = ["LearningRateWarning", "SGDHDState", "AdamHDState", "sgdhd_init", "sgdhd_update",
            "adamhd_init", "adamhd_update", "SGDHD", "SGDNHD", "AdamHD"]
 
@@ -191,18 +193,6 @@ def _hd_lr(lr, g_leaves, d_leaves, *, hypergrad_lr, hypergrad_mode, hypergrad_cl
     return lr, h
 
 
-def _flat_pair(params, grads):
-    p_leaves, treedef = tree_flatten(params)
-    g_leaves, g_def = tree_flatten(grads)
-    if g_def != treedef:
-        raise ValueError(f"grads have structure {g_def}, params have {treedef}")
-    for p, g in zip(p_leaves, g_leaves):
-        if np.shape(p) != np.shape(g):
-            raise ValueError(f"a gradient of shape {np.shape(g)} for a parameter of shape "
-                             f"{np.shape(p)}")
-    return p_leaves, g_leaves, treedef
-
-
 def _zeros_like(tree):
     return tree_map(np.zeros_like, tree)
 
@@ -228,7 +218,7 @@ def sgdhd_update(params: Pytree, grads: Pytree, state: SGDHDState, *, hypergrad_
     β (``hypergrad_lr``) defaults to 1e-3, the paper's value for SGD-HD and
     SGDN-HD.  Arguments are not validated here (the classes do that).
     """
-    p_leaves, g_leaves, treedef = _flat_pair(params, grads)
+    p_leaves, g_leaves, treedef = flatten_matching(params, grads)
     if weight_decay != 0:
         g_leaves = [g + weight_decay * p for p, g in zip(p_leaves, g_leaves)]
     d_prev = tree_flatten(state.direction)[0]
@@ -272,7 +262,7 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
     coordinate whatever the gradient's scale, so h is much larger than for SGD,
     and the paper recommends β ≈ 1e-7 to 1e-8 for Adam-HD.
     """
-    p_leaves, g_leaves, treedef = _flat_pair(params, grads)
+    p_leaves, g_leaves, treedef = flatten_matching(params, grads)
     if weight_decay != 0:
         g_leaves = [g + weight_decay * p for p, g in zip(p_leaves, g_leaves)]
     lr, h = _hd_lr(state.lr, g_leaves, tree_flatten(state.direction)[0], hypergrad_lr=hypergrad_lr,

@@ -57,6 +57,20 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
 CONSTRAINTS = ("positive", "nonnegative", "unit", "unit_closed_open", None)
 
 
+def flatten_matching(params, grads):
+    """The leaves of params and grads, and params' structure; a ValueError when
+    the gradient's structure or a leaf's shape does not match."""
+    p_leaves, treedef = tree_flatten(params)
+    g_leaves, g_def = tree_flatten(grads)
+    if g_def != treedef:
+        raise ValueError(f"grads have structure {g_def}, but params have structure {treedef}")
+    for p, g in zip(p_leaves, g_leaves):
+        if np.shape(g) != np.shape(p):
+            raise ValueError(f"a gradient of shape {np.shape(g)} for a parameter of shape "
+                             f"{np.shape(p)}")
+    return p_leaves, g_leaves, treedef
+
+
 # -- helpers -------------------------------------------------------------------
 
 def select(cond, if_true: Callable[[], Any], if_false: Callable[[], Any]):

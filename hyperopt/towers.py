@@ -92,7 +92,7 @@ from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
 from .hd import LearningRateWarning
-from .optim import Optimizer, _fmt, check_range
+from .optim import Optimizer, _fmt, check_range, flatten_matching
 
 __all__ = ["Tower", "TowerSpec", "TowerState", "HyperparameterWarning", "describe", "stack_levels",
            "default_hyperparams", "tower_init", "tower_update"]
@@ -385,14 +385,7 @@ class TowerSpec:
         lists ``(level, name, value)`` for tuned values a step moved out of range
         (warnings and errors are `report_invalid`'s job, so this stays pure)."""
         params = state.params
-        p_leaves, treedef = tree_flatten(params)
-        g_leaves, g_def = tree_flatten(grads)
-        if g_def != treedef:
-            raise ValueError(f"grads have structure {g_def}, but params have structure {treedef}")
-        for p, g in zip(p_leaves, g_leaves):
-            if np.shape(g) != np.shape(p):
-                raise ValueError(f"a gradient of shape {np.shape(g)} for a parameter of shape "
-                                 f"{np.shape(p)}")
+        p_leaves, g_leaves, treedef = flatten_matching(params, grads)
         n = self.height
         sizes = self.sizes(state)
         K = sum(sizes)
