@@ -32,9 +32,13 @@ __all__ = ["Model", "LogisticRegression", "MLP", "CNN", "CharLSTM", "get_model",
 
 
 def _weight(rng, shape, fan_in, dtype, scale, gain=1.0):
-    """N(0, 1) * gain / sqrt(fan_in) in ``dtype``, times ``scale`` (plain arithmetic)."""
+    """N(0, 1) * gain / sqrt(fan_in) in ``dtype``, times ``scale`` (plain arithmetic).
+
+    A float64 scale that is a numpy scalar or 0-d array (or a Dual of one) would
+    promote float32 weights; the product is cast back, differentiably."""
     w = (rng.standard_normal(shape) * (gain / math.sqrt(fan_in))).astype(dtype)
-    return w * scale
+    w = w * scale
+    return w if np.result_type(primal_value(w)) == dtype else w.astype(dtype)
 
 
 def _dtype_of(params) -> np.dtype:

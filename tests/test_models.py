@@ -149,6 +149,13 @@ def test_float32(name):
     g = grad(model.loss)(params, x, y)
     assert all(v.dtype == np.float32 for v in g.values())
     assert all(v.dtype == np.float64 for v in model.init(dtype=np.float64).values())
+    # a float64 numpy scale, plain or carrying a tangent, does not promote the weights
+    for scale in (np.float64(0.5), np.array(0.5), dual(np.array(0.5), np.ones(1))):
+        assert all(np.result_type(primal_value(v)) == np.float32
+                   for v in model.init(dtype=np.float32, scale=scale).values())
+    d = jvp(lambda s: model.loss(model.init(dtype=np.float32, scale=s), x, y), (np.array(0.5),),
+            (np.array(1.0),))[1]
+    assert np.result_type(d) == np.float32 and np.isfinite(d)
 
 
 @pytest.mark.parametrize("name", NAMES)
