@@ -1,5 +1,6 @@
+"""``python -m hyperopt``: see `hyperopt.cli`."""
 import sys
 
-from .demo import main
+from .cli import main
 
 sys.exit(main())

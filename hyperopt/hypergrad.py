@@ -1,0 +1,433 @@
+"""Hypergradients through a whole training run.
+
+A `Setup` is a training run written as a plain function of its
+hyperparameters: model, data, optimizer, number of steps, batch size and
+seeds.  `hypergradient` returns the validation loss after the run and its
+derivative with respect to any mix of hyperparameters:
+
+* ``mode="forward"``: K tangent directions ride along the run in one pass.
+  Parameters, momentum buffers and Adam moments all carry K tangents (the
+  optimizer's state is part of what each step maps), every step's gradient
+  tape runs on those dual values and is freed when the step ends, so memory
+  does not depend on the number of steps.  ``chunk_size`` splits K into
+  passes of at most that many directions (ForwardDiff's chunk mode).
+* ``mode="reverse"``: the whole run is recorded on one tape and swept back
+  once: cost independent of K, memory growing with the number of steps.  Use
+  it for short runs with many hyperparameters (one weight per example).
+* ``mode="auto"``: `hyperopt.planner` picks one from K, T, the parameter
+  count and a memory budget.
+
+Hyperparameters are differentiated in their unconstrained coordinates
+(`hyperopt.transforms`: log lr, logit momentum, ...), the coordinates the
+outer loop (`Tuner`) steps in; ``Hypergradient.natural`` gives the same
+derivatives with respect to the values themselves.
+
+Besides the optimizer's own hyperparameters (any key of
+``optimizer.defaults``, a per-parameter pytree allowed, e.g. one lr per
+layer; for a `scheduled` optimizer, the schedule's parameters too), a setup
+knows three more: ``init_scale`` (multiplies the model's initial weights),
+``label_smoothing`` (of the training loss; the validation loss is the plain
+cross-entropy) and ``example_weights`` (one weight in (0, 1) per training
+example multiplying its loss, as in data hyper-cleaning: K = the number of
+training examples, a case for reverse mode).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from autodiff import grad, jit as _jit, value_and_grad
+from autodiff.core import primal_value
+from autodiff.dual import Dual, dual
+from autodiff.jit import RecordError
+from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
+
+from . import transforms
+from .optim import Optimizer
+
+__all__ = ["Setup", "Hypergradient", "HypergradientError", "hypergradient", "EXTRA_CONSTRAINTS",
+           "flat_hypergrad", "unflatten_like"]
+
+# hyperparameters a Setup knows besides its optimizer's, with their ranges
+EXTRA_CONSTRAINTS = {"init_scale": "positive", "label_smoothing": "unit_closed_open",
+                     "example_weights": "unit"}
+EXTRA_DEFAULTS = {"init_scale": 1.0, "label_smoothing": 0.0, "example_weights": None}
+
+
+class HypergradientError(FloatingPointError):
+    """A training run whose tangents (or values) stopped being finite numbers."""
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, unit="step", mininterval=0.5)
+
+
+def _as_step_array(state):
+    """The optimizer state with its Python-int step counters as 0-d int arrays.
+
+    `jit` treats Python scalars as constants of a recording, so a counter
+    that changes every step would be recorded anew every step.
+    """
+    def conv(s):
+        if isinstance(s, tuple) and hasattr(s, "_fields"):
+            return type(s)(*[np.asarray(v, dtype=np.int64) if type(v) is int else conv(v) for v in s])
+        return s
+    return conv(state)
+
+
+@dataclass
+class Setup:
+    """One training run: ``steps`` minibatch updates of ``model`` on ``data``.
+
+    ``data`` is a `hyperopt.data.Split` (train / val / test `Dataset`s);
+    batches come from ``Batcher(len(train), batch_size, seed)``, a pure
+    function of the step number, so a run is reproducible bit for bit.
+    ``jit=True`` records the training step once and replays it (much faster
+    for small models; it falls back to eager execution, with a warning, if
+    the step cannot be recorded).  ``check_every`` steps, the tangents are
+    checked: a non-finite value or a tangent norm above
+    ``max_tangent_norm`` raises `HypergradientError` naming the step.
+    """
+
+    model: Any
+    data: Any
+    optimizer: Optimizer
+    steps: int
+    batch_size: int = 64
+    seed: int = 0
+    init_seed: int = 0
+    dtype: Any = np.float64
+    jit: bool = True
+    check_every: int = 50
+    max_tangent_norm: float = 1e12
+    _steppers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        from .data import Batcher
+        if not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        self.dtype = np.dtype(self.dtype)
+        train = self.data.train
+        self.batcher = Batcher(len(train.x), self.batch_size, seed=self.seed)
+        self._train_x = np.asarray(train.x, dtype=self.dtype) if np.issubdtype(
+            np.asarray(train.x).dtype, np.floating) else np.asarray(train.x)
+        self._train_y = np.asarray(train.y)
+
+    # -- hyperparameters ---------------------------------------------------------
+    @property
+    def constraints(self) -> dict:
+        return {**self.optimizer.constraints, **EXTRA_CONSTRAINTS}
+
+    @property
+    def defaults(self) -> dict:
+        return {**self.optimizer.defaults, **EXTRA_DEFAULTS}
+
+    def resolve(self, hparams: dict | None) -> dict:
+        """``defaults`` overridden by ``hparams``; unknown names and values outside
+        their range raise ValueError."""
+        h = dict(self.defaults)
+        for k, v in (hparams or {}).items():
+            if k not in h:
+                raise ValueError(f"unknown hyperparameter {k!r}; this setup has {sorted(h)}")
+            c = self.constraints.get(k)
+            if k == "example_weights" and v is not None and np.shape(primal_value(v)) != (
+                    len(self.data.train.x),):
+                raise ValueError(f"example_weights must have one weight per training example, "
+                                 f"shape ({len(self.data.train.x)},), got {np.shape(v)}")
+            if c is not None and v is not None and not isinstance(v, (bool, str)) \
+                    and not transforms.is_valid(c, v):
+                raise ValueError(f"hyperparameter {k}={_fmt(v)} is outside its range ({c}) "
+                                 "or not finite")
+            h[k] = v
+        return h
+
+    # -- the run ---------------------------------------------------------------
+    def batch(self, t: int):
+        idx = self.batcher.indices(t)
+        return self._train_x[idx], self._train_y[idx]
+
+    def init(self, hparams: dict):
+        return self.model.init(seed=self.init_seed, scale=hparams["init_scale"], dtype=self.dtype)
+
+    def _raw_step(self, params, state, opt_h, smoothing, x, y, weights=None):
+        if weights is None:
+            g = grad(self.model.loss)(params, x, y, smoothing)
+        else:
+            g = grad(self._weighted_loss)(params, x, y, smoothing, weights)
+        return self.optimizer.update(g, state, params, opt_h)
+
+    def _weighted_loss(self, params, x, y, smoothing, weights):
+        """The batch mean of weights_i x (smoothed) cross-entropy_i."""
+        from autodiff.ops import log_softmax
+        logp = log_softmax(self.model.apply(params, x), axis=-1)
+        picked = np.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+        per_example = -(1.0 - smoothing) * picked - smoothing * np.mean(logp, axis=-1)
+        return np.mean(weights * per_example)
+
+    def _stepper(self, use_jit: bool):
+        if not use_jit:
+            return self._raw_step
+        if "jit" not in self._steppers:
+            self._steppers["jit"] = _jit(self._raw_step)
+        return self._steppers["jit"]
+
+    def train(self, hparams: dict | None = None, *, progress: bool = False, jit: bool | None = None,
+              callback: Callable | None = None, start=None):
+        """The parameters after the run (of whatever number type ``hparams`` carry).
+
+        ``start=(t0, params, state)`` continues a run from step ``t0``;
+        ``callback(t, params, state)`` is called after every step.
+        """
+        h = self.resolve(hparams)
+        opt_h = {k: h[k] for k in self.optimizer.defaults}
+        smoothing = h["label_smoothing"]
+        use_jit = self.jit if jit is None else jit
+        if start is None:
+            t0 = 0
+            params = self.init(h)
+            state = self.optimizer.init(params)
+        else:
+            t0, params, state = start
+        if use_jit:
+            state = _as_step_array(state)
+        step = self._stepper(use_jit)
+        bar = _progress(self.steps - t0, "training steps", progress)
+        weights = h["example_weights"]
+        for t in range(t0, self.steps):
+            idx = self.batcher.indices(t)
+            x, y = self._train_x[idx], self._train_y[idx]
+            extra = () if weights is None else (weights[idx],)
+            try:
+                params, state = step(params, state, opt_h, smoothing, x, y, *extra)
+            except RecordError as e:  # a step jit cannot record: run it eagerly from now on
+                import warnings
+                warnings.warn(f"jit could not record the training step ({e}); running eagerly",
+                              RuntimeWarning, stacklevel=2)
+                step = self._steppers["jit"] = self._raw_step
+                params, state = step(params, state, opt_h, smoothing, x, y, *extra)
+            if self.check_every and ((t + 1) % self.check_every == 0 or t + 1 == self.steps):
+                self.check_finite(params, t + 1)
+            if callback is not None:
+                callback(t, params, state)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return params
+
+    def check_finite(self, params, t: int) -> None:
+        """Raise `HypergradientError` if the parameters or their tangents are not
+        finite, or the tangents' norm exceeds ``max_tangent_norm``."""
+        leaves = tree_leaves(params)
+        if not all(np.all(np.isfinite(primal_value(p))) for p in leaves):
+            raise HypergradientError(
+                f"the parameters stopped being finite at step {t}: the training run diverged "
+                "(learning rate too large?)")
+        tangents = [p.tangents for p in leaves if isinstance(p, Dual)]
+        if not tangents:
+            return
+        sq = sum(float(np.sum(np.square(primal_value(z)))) for z in tangents)
+        norm = math.sqrt(sq) if np.isfinite(sq) else math.inf
+        if not norm <= self.max_tangent_norm:
+            raise HypergradientError(
+                f"the tangent d(params)/d(hyperparameters) exploded at step {t} "
+                f"(norm {norm:.3g} > max_tangent_norm={self.max_tangent_norm:.3g}): the run is "
+                "unstable or chaotic in these hyperparameters, so its long-horizon hypergradient "
+                "is meaningless; lower the learning rate, shorten the horizon, or use MARTHE "
+                "(hyperopt.online) with mu < 1")
+
+    def evaluate(self, params, split: str = "val"):
+        """``(loss, accuracy)`` on a split; the loss keeps params' number type."""
+        d = getattr(self.data, split)
+        x = np.asarray(d.x, dtype=self.dtype) if np.issubdtype(np.asarray(d.x).dtype,
+                                                              np.floating) else d.x
+        loss = self.model.loss(params, x, d.y)
+        acc = self.model.accuracy(tree_map(primal_value, params), x, d.y)
+        return loss, float(acc)
+
+    def n_params(self) -> int:
+        return int(sum(np.size(p) for p in tree_leaves(self.model.init(seed=self.init_seed,
+                                                                        dtype=self.dtype))))
+
+
+def _scalarize(name: str, value) -> dict:
+    """``{column: float}`` for one hyperparameter (pytrees get one column per entry)."""
+    leaves = [np.ravel(np.asarray(primal_value(x), dtype=float)) for x in tree_leaves(value)]
+    flat = np.concatenate(leaves) if leaves else np.zeros(0)
+    if flat.size == 1:
+        return {name: float(flat[0])}
+    return {f"{name}[{i}]": float(v) for i, v in enumerate(flat)}
+
+
+def _scalarize_h(h: dict, names) -> dict:
+    out = {}
+    for k in names:
+        out.update(_scalarize(k, h[k]))
+    return out
+
+
+def _fmt(v) -> str:
+    try:
+        return f"{float(primal_value(v)):.6g}"
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+# -- flattening the hyperparameters into K directions --------------------------------
+
+def flat_hypergrad(values: dict, names) -> tuple[list, Any, list]:
+    """The leaves of ``{name: values[name]}``, its structure and their sizes."""
+    leaves, treedef = tree_flatten({k: values[k] for k in names})
+    return leaves, treedef, [int(np.size(primal_value(x))) for x in leaves]
+
+
+def unflatten_like(flat: np.ndarray, leaves: list, treedef) -> dict:
+    out, o = [], 0
+    for x in leaves:
+        n = int(np.size(primal_value(x)))
+        out.append(np.asarray(flat[o:o + n]).reshape(np.shape(primal_value(x))))
+        o += n
+    return tree_unflatten(treedef, out)
+
+
+class Hypergradient(NamedTuple):
+    """What `hypergradient` returns.
+
+    ``value``: the validation loss after the run; ``grads``: its derivative
+    with respect to each differentiated hyperparameter's unconstrained value
+    (a dict shaped like those values); ``natural``: the same with respect to
+    the hyperparameters themselves; ``accuracy``: validation accuracy;
+    ``mode``, ``K``, ``seconds``: how it was computed.
+    """
+    value: float
+    grads: dict
+    natural: dict
+    accuracy: float
+    mode: str
+    K: int
+    seconds: float
+
+
+def _constraint_of(setup: Setup, name: str):
+    return setup.constraints[name]
+
+
+def _to_u(setup: Setup, h: dict, names) -> dict:
+    u = {}
+    for k in names:
+        v = tree_map(lambda a: np.asarray(a, dtype=setup.dtype), h[k])
+        u[k] = transforms.forward(_constraint_of(setup, k), v)
+    return u
+
+
+def _from_u(setup: Setup, u: dict) -> dict:
+    return {k: transforms.inverse(_constraint_of(setup, k), v) for k, v in u.items()}
+
+
+def _dh_du(setup: Setup, u: dict) -> dict:
+    """d(value)/d(unconstrained value), elementwise, for each hyperparameter."""
+    out = {}
+    for k, v in u.items():
+        c = _constraint_of(setup, k)
+        out[k] = tree_map(lambda a, c=c: np.asarray(primal_value(
+            transforms.inverse(c, dual(np.asarray(a, dtype=float), np.ones_like(a, dtype=float)))
+            .tangents)).reshape(np.shape(a)), v)
+    return out
+
+
+def val_loss_of(setup: Setup, h: dict, **train_kw):
+    params = setup.train(h, **train_kw)
+    loss, acc = setup.evaluate(params)
+    return loss, acc
+
+
+def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: str = "forward",
+                  chunk_size: int | None = None, progress: bool = False,
+                  memory_budget: float | None = None) -> Hypergradient:
+    """d(validation loss after ``setup``'s run)/d(hyperparameters ``wrt``).
+
+    ``hparams`` gives the values (missing ones take the setup's defaults);
+    ``wrt`` the names to differentiate (default: every name in ``hparams``).
+    A value may be a pytree of arrays (one lr per layer): its K entries are K
+    directions.
+    """
+    h = setup.resolve(hparams)
+    names = list(hparams or {}) if wrt is None else ([wrt] if isinstance(wrt, str) else list(wrt))
+    if not names:
+        raise ValueError("nothing to differentiate: give hparams or wrt")
+    for k in names:
+        if k not in h:
+            raise ValueError(f"unknown hyperparameter {k!r}; this setup has {sorted(h)}")
+        if setup.constraints.get(k, "missing") == "missing":
+            raise ValueError(f"{k!r} is not a continuous hyperparameter")
+    u = _to_u(setup, h, names)
+    leaves, treedef, sizes = flat_hypergrad(u, names)
+    K = sum(sizes)
+    if mode == "auto":
+        from .planner import plan
+        mode = plan(setup, K=K, memory_budget=memory_budget).mode
+        if mode == "hd":  # a whole-run hypergradient was asked for: HD is an online method
+            mode = "forward"
+    if mode not in ("forward", "reverse"):
+        raise ValueError(f"mode must be 'forward', 'reverse' or 'auto', got {mode!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+    t0 = time.perf_counter()
+    if mode == "forward":
+        value, flat, acc = _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress)
+    else:
+        value, flat, acc = _reverse(setup, h, u, leaves, treedef, progress)
+    seconds = time.perf_counter() - t0
+    grads = unflatten_like(flat, leaves, treedef)
+    scale = _dh_du(setup, u)
+    natural = {k: tree_map(lambda g, s: np.asarray(g) / s, grads[k], scale[k]) for k in names}
+    return Hypergradient(float(value), grads, natural, acc, mode, K, seconds)
+
+
+def _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress):
+    K = sum(sizes)
+    chunk = K if chunk_size is None else min(chunk_size, K)
+    flat = np.zeros(K)
+    value = acc = None
+    offsets = np.cumsum([0] + sizes)
+    for c0 in range(0, K, chunk):
+        c1 = min(c0 + chunk, K)
+        duals = []
+        for x, o, n in zip(leaves, offsets[:-1], sizes):
+            x = np.asarray(x)
+            tan = np.zeros((c1 - c0, n), dtype=x.dtype)
+            for j in range(max(o, c0), min(o + n, c1)):  # direction j seeds entry j - o
+                tan[j - c0, j - o] = 1.0
+            duals.append(dual(x, tan.reshape((c1 - c0,) + x.shape)))
+        hd = {**h, **_from_u(setup, tree_unflatten(treedef, duals))}
+        loss, acc = val_loss_of(setup, hd, progress=progress)
+        if isinstance(loss, Dual):
+            value = float(primal_value(loss.primal))
+            flat[c0:c1] = np.asarray(primal_value(loss.tangents)).reshape(c1 - c0)
+        else:  # the loss does not depend on these hyperparameters
+            value = float(primal_value(loss))
+    return value, flat, acc
+
+
+def _reverse(setup, h, u, leaves, treedef, progress):
+    out = {}
+
+    def f(leaf_list):
+        hd = {**h, **_from_u(setup, tree_unflatten(treedef, leaf_list))}
+        loss, acc = val_loss_of(setup, hd, progress=progress, jit=False)
+        out["acc"] = acc
+        return loss
+
+    value, g = value_and_grad(f)([np.asarray(x) for x in leaves])
+    flat = np.concatenate([np.ravel(primal_value(x)) for x in g]) if g else np.zeros(0)
+    return float(primal_value(value)), flat, out["acc"]

@@ -1,0 +1,207 @@
+"""Whole-run hypergradients: forward = reverse (1e-8) = central differences (1e-5)."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from hyperopt import transforms
+from hyperopt.data import digits
+from hyperopt.hypergrad import HypergradientError, Setup, hypergradient
+from hyperopt.models import MLP, LogisticRegression
+from hyperopt.optim import SGD, Adam
+from hyperopt.schedules import ExponentialDecay, scheduled
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits(seed=0)
+
+
+def small_setup(data, opt, steps=12, model=None, **kw):
+    return Setup(model or MLP((64, 12, 10)), data, opt, steps=steps, batch_size=32, **kw)
+
+
+def fd_unconstrained(setup, h, name, index=None, eps=1e-5):
+    """Central difference of the validation loss in the unconstrained coordinate."""
+    c = setup.constraints[name]
+    u = transforms.forward(c, np.array(h[name], dtype=float))
+
+    def f(du):
+        uu = np.array(u, dtype=float)
+        if index is None:
+            uu = uu + du
+        else:
+            uu = uu.copy()
+            uu[index] += du
+        hh = {**h, name: transforms.inverse(c, uu)}
+        params = setup.train(hh, jit=False)
+        return float(setup.evaluate(params)[0])
+
+    return (f(eps) - f(-eps)) / (2 * eps)
+
+
+CASES = [
+    ("sgd-momentum", lambda: SGD(lr=0.1, momentum=0.6), {"lr": 0.1, "momentum": 0.6}),
+    ("sgd-wd", lambda: SGD(lr=0.1, momentum=0.3, weight_decay=1e-3),
+     {"lr": 0.1, "weight_decay": 1e-3}),
+    ("adam-betas", lambda: Adam(lr=0.01), {"lr": 0.01, "beta1": 0.9, "beta2": 0.99}),
+    ("init-and-smoothing", lambda: SGD(lr=0.1, momentum=0.5),
+     {"lr": 0.1, "init_scale": 1.3, "label_smoothing": 0.05}),
+]
+
+
+@pytest.mark.parametrize("name,make_opt,h", CASES, ids=[c[0] for c in CASES])
+def test_forward_reverse_and_finite_differences_agree(data, name, make_opt, h):
+    setup = small_setup(data, make_opt())
+    fwd = hypergradient(setup, h, mode="forward")
+    rev = hypergradient(setup, h, mode="reverse")
+    assert fwd.value == pytest.approx(rev.value, rel=1e-12)
+    for k in h:
+        np.testing.assert_allclose(fwd.grads[k], rev.grads[k], rtol=1e-8, atol=1e-12)
+        fd = fd_unconstrained(setup, setup.resolve(h), k)
+        np.testing.assert_allclose(fwd.grads[k], fd, rtol=1e-5, atol=1e-9)
+
+
+def test_natural_coordinates_are_the_chain_rule(data):
+    setup = small_setup(data, SGD(lr=0.1, momentum=0.5))
+    hg = hypergradient(setup, {"lr": 0.1, "momentum": 0.5})
+    # d/dlr = d/dlog(lr) / lr;  d/dm = d/dlogit(m) / (m (1 - m))
+    assert hg.natural["lr"] == pytest.approx(hg.grads["lr"] / 0.1, rel=1e-12)
+    assert hg.natural["momentum"] == pytest.approx(hg.grads["momentum"] / 0.25, rel=1e-12)
+
+
+def test_per_layer_learning_rates_and_chunking(data):
+    setup = small_setup(data, SGD(lr=0.1, momentum=0.5))
+    params = setup.init(setup.resolve({}))
+    lr_tree = {k: 0.1 * (1 + 0.1 * i) for i, k in enumerate(params)}   # one lr per leaf
+    K = len(lr_tree)
+    full = hypergradient(setup, {"lr": lr_tree})
+    chunked = hypergradient(setup, {"lr": lr_tree}, chunk_size=3)
+    rev = hypergradient(setup, {"lr": lr_tree}, mode="reverse")
+    assert full.K == K
+    for leaf in lr_tree:
+        a = full.grads["lr"][leaf]
+        np.testing.assert_allclose(chunked.grads["lr"][leaf], a, rtol=1e-12)
+        np.testing.assert_allclose(rev.grads["lr"][leaf], a, rtol=1e-8)
+    assert len({float(full.grads["lr"][k]) for k in lr_tree}) == K   # K different numbers
+    # one leaf against a finite difference
+    leaf = next(iter(lr_tree))
+    eps = 1e-5
+
+    def f(d):
+        tree = dict(lr_tree)
+        tree[leaf] = float(np.exp(np.log(tree[leaf]) + d))
+        return float(setup.evaluate(setup.train({"lr": tree}, jit=False))[0])
+
+    fd = (f(eps) - f(-eps)) / (2 * eps)
+    np.testing.assert_allclose(full.grads["lr"][leaf], fd, rtol=1e-5)
+
+
+def test_schedule_parameter(data):
+    opt = scheduled(SGD(lr=0.2, momentum=0.5), ExponentialDecay(0.95))
+    setup = small_setup(data, opt)
+    h = {"lr": 0.2, "gamma": 0.95}
+    fwd = hypergradient(setup, h)
+    rev = hypergradient(setup, h, mode="reverse")
+    np.testing.assert_allclose(fwd.grads["gamma"], rev.grads["gamma"], rtol=1e-8)
+    np.testing.assert_allclose(fwd.grads["gamma"], fd_unconstrained(setup, setup.resolve(h), "gamma"),
+                               rtol=1e-5)
+
+
+def test_data_hyper_cleaning_one_weight_per_example(data):
+    """K = one weight per training example: reverse mode in one sweep, forward in chunks."""
+    from hyperopt.data import Dataset, Split
+    small = Split(Dataset(data.train.x[:96], data.train.y[:96]), data.val, data.test)
+    setup = Setup(LogisticRegression(), small, SGD(lr=0.5), steps=6, batch_size=32)
+    w = np.full(96, 0.5) + 0.3 * np.random.default_rng(0).random(96)
+    rev = hypergradient(setup, {"example_weights": w}, mode="reverse")
+    fwd = hypergradient(setup, {"example_weights": w}, mode="forward", chunk_size=32)
+    assert rev.K == 96
+    np.testing.assert_allclose(fwd.grads["example_weights"], rev.grads["example_weights"],
+                               rtol=1e-8, atol=1e-14)
+    for i in (0, 40, 95):
+        fd = fd_unconstrained(setup, setup.resolve({"example_weights": w}), "example_weights", i)
+        np.testing.assert_allclose(rev.grads["example_weights"][i], fd, rtol=1e-5, atol=1e-10)
+
+
+def test_jit_and_eager_runs_agree(data):
+    h = {"lr": 0.1, "momentum": 0.5}
+    a = hypergradient(small_setup(data, SGD(lr=0.1, momentum=0.5), jit=True), h)
+    b = hypergradient(small_setup(data, SGD(lr=0.1, momentum=0.5), jit=False), h)
+    assert a.value == pytest.approx(b.value, rel=1e-13)
+    for k in h:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-11)
+
+
+class LeastSquares:
+    """A linear model with squared loss: too large an lr diverges geometrically."""
+
+    def init(self, seed=0, scale=1.0, dtype=np.float64):
+        return {"w": scale * np.zeros(20, dtype=dtype)}
+
+    def loss(self, params, x, y, label_smoothing=0.0):
+        return np.mean((x @ params["w"] - y) ** 2)
+
+    def accuracy(self, params, x, y):
+        return 0.0
+
+
+def test_divergent_run_raises_with_the_step():
+    from hyperopt.data import synthetic_regression
+    setup = Setup(LeastSquares(), synthetic_regression(n=200, n_features=20), SGD(lr=5.0),
+                  steps=400, batch_size=32, check_every=10, max_tangent_norm=np.inf)
+    with pytest.raises(HypergradientError, match="stopped being finite at step"):
+        hypergradient(setup, {"lr": 5.0})
+
+
+def test_tangent_explosion_diagnostic(data):
+    setup = small_setup(data, SGD(lr=0.1, momentum=0.5), steps=20, check_every=5,
+                        max_tangent_norm=1e-3)
+    with pytest.raises(HypergradientError, match="tangent .* exploded at step 5"):
+        hypergradient(setup, {"lr": 0.1})
+
+
+@pytest.mark.parametrize("bad,match", [({"lr": -0.1}, "outside its range"),
+                                       ({"lr": float("nan")}, "outside its range"),
+                                       ({"lrr": 0.1}, "unknown hyperparameter"),
+                                       ({"example_weights": np.ones(3) / 2}, "one weight per")])
+def test_bad_hyperparameters(data, bad, match):
+    setup = small_setup(data, SGD(lr=0.1))
+    with pytest.raises(ValueError, match=match):
+        hypergradient(setup, bad)
+
+
+def test_bad_options(data):
+    setup = small_setup(data, SGD(lr=0.1))
+    with pytest.raises(ValueError, match="mode"):
+        hypergradient(setup, {"lr": 0.1}, mode="sideways")
+    with pytest.raises(ValueError, match="chunk_size"):
+        hypergradient(setup, {"lr": 0.1}, chunk_size=0)
+    with pytest.raises(ValueError, match="steps"):
+        Setup(MLP(), data, SGD(lr=0.1), steps=0)
+
+
+def _traced_peak(f):
+    # no gc.collect() here: it empties CPython's free lists, which then refill
+    # (as traced allocations) during the measured run
+    tracemalloc.start()
+    try:
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_forward_memory_is_flat_in_the_number_of_steps(data):
+    """Peak traced memory of a forward hypergradient: 30 vs 300 steps within 10%."""
+    make = lambda T: small_setup(data, SGD(lr=0.05, momentum=0.5), steps=T, jit=False,
+                                 check_every=0)
+    h = {"lr": 0.05, "momentum": 0.5}
+    hypergradient(make(600), h)   # warm caches and free lists
+    short = min(_traced_peak(lambda: hypergradient(make(30), h)) for _ in range(2))
+    long = min(_traced_peak(lambda: hypergradient(make(300), h)) for _ in range(2))
+    assert long < 1.1 * short, (short, long)
+    # reverse mode, for contrast, grows with T
+    r_short = _traced_peak(lambda: hypergradient(make(10), h, mode="reverse"))
+    r_long = _traced_peak(lambda: hypergradient(make(40), h, mode="reverse"))
+    assert r_long > 2.5 * r_short, (r_short, r_long)
