@@ -77,7 +77,9 @@ def _as_step_array(state):
     """
     def conv(s):
         if isinstance(s, tuple) and hasattr(s, "_fields"):
-            return type(s)(*[np.asarray(v, dtype=np.int64) if type(v) is int else conv(v) for v in s])
+            return type(s)(*[np.asarray(v, dtype=np.int64)
+                             if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                             else conv(v) for v in s])
         return s
     return conv(state)
 
@@ -214,6 +216,8 @@ class Setup:
                               RuntimeWarning, stacklevel=2)
                 step = self._steppers["jit"] = self._raw_step
                 params, state = step(params, state, opt_h, smoothing, x, y, *extra)
+            if use_jit:  # numpy turns 0-d int arrays + 1 into scalars, which jit would
+                state = _as_step_array(state)  # record as constants: one program per step
             if self.check_every and ((t + 1) % self.check_every == 0 or t + 1 == self.steps):
                 self.check_finite(params, t + 1)
             if callback is not None:

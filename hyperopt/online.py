@@ -180,6 +180,8 @@ class Online:
             opt_h = {k: hd[k] for k in setup.optimizer.defaults}
             s_in = [dual(x_, self.mu * z) if b else x_ for x_, z, b in zip(s_leaves, Z, is_buf)]
             p_in, st_in = tree_unflatten(s_def, s_in)
+            if setup.jit:
+                st_in = _as_step_array(st_in)
             g_train = grad(loss_fn)(tree_map(primal_value, p_in), x, y, primal_value(
                 hd["label_smoothing"])) if self.adaptive_mu else None
             p_out, st_out = step(p_in, st_in, opt_h, hd["label_smoothing"], x, y)
