@@ -378,7 +378,8 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
     K = sum(sizes)
     if mode == "auto":
         from .planner import plan
-        mode = plan(setup, K=K, memory_budget=memory_budget).mode
+        mode = plan(setup, K=K, memory_budget=memory_budget,
+                    hparams={k: h[k] for k in names}).mode
         if mode == "hd":  # a whole-run hypergradient was asked for: HD is an online method
             mode = "forward"
     if mode not in ("forward", "reverse"):

@@ -12,11 +12,16 @@ training a model with P parameters:
   online from the last step only: cheapest of all, but greedy (biased toward
   short horizons), so it is the choice only when neither exact mode fits.
 
-`calibrate` measures a setup's plain step (time, and the bytes its gradient
-tape and temporaries take, with tracemalloc) and a forward step with one
-tangent; `plan` turns those into estimates for each mode and picks one.  The
-memory estimates are what tracemalloc would report as the peak of the run
-above what was allocated before it (the data and the model are not counted).
+`calibrate` runs the setup's own code for a few steps, eagerly, under
+tracemalloc: a plain step, forward passes of 2 and 4 steps with 1 and 2
+tangent directions, and reverse-mode tapes of 2 and 4 steps.  Forward memory
+is modelled as base + k x (bytes per tangent), independent of T; reverse
+memory as base + T x (tape bytes per step); times as T x the measured cost of
+one step.  `plan` extrapolates those to the asked K and T, and picks.  The
+memory estimates are what tracemalloc reports as the peak of the run above
+what was allocated before it (the data and the model are not counted); the
+time estimates are for eager execution (jit replay makes forward mode faster
+still on small models).
 """
 from __future__ import annotations
 
@@ -34,10 +39,6 @@ from autodiff.tree import tree_leaves, tree_map
 
 __all__ = ["Calibration", "Estimate", "Plan", "calibrate", "plan", "default_memory_budget"]
 
-# Reverse mode: a step's tape keeps the step's activations and parameters for
-# the backward sweep, and the sweep over the whole run (forward-over-reverse of
-# each step's gradient, transposed) roughly doubles that working set.
-REVERSE_TIME_FACTOR = 4.0     # seconds per step / plain step seconds (measured on digits: 3-5)
 HD_TIME_FACTOR = 1.3          # one extra dot product and update per step
 
 
@@ -49,7 +50,12 @@ class Calibration(NamedTuple):
     step_bytes: int           # peak temporaries of one plain gradient step
     step_seconds: float       # one plain (eager) step
     tangent_seconds: float    # extra seconds per tangent direction per step (forward mode)
+    forward_step_seconds: float  # a forward step's cost apart from its tangents
     tape_bytes_per_step: int  # what one recorded step leaves on a tape
+    forward_base_bytes: int   # forward-mode peak = base + k x per tangent (k directions)
+    forward_bytes_per_tangent: int
+    reverse_base_bytes: int   # reverse-mode peak = base + T x tape bytes per step
+    reverse_step_seconds: float  # recording one step and sweeping it back
 
 
 class Estimate(NamedTuple):
@@ -122,51 +128,80 @@ def _peak(f) -> tuple[int, float]:
     return max(int(peak), 0), secs
 
 
-def calibrate(setup, repeats: int = 3) -> Calibration:
-    """Measure ``setup``'s plain step and a one-tangent forward step (eager)."""
-    h = setup.resolve({})
-    opt_h = {k: h[k] for k in setup.optimizer.defaults}
+def _seconds(f, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibration:
+    """Measure short runs of ``setup`` differentiated w.r.t. ``hparams``
+    (default: the lr), from which `plan` extrapolates.
+
+    Memory: eager runs under tracemalloc (forward with 1 and 2 tangents,
+    reverse tapes of 2 and 4 steps).  Time: without tracemalloc, as the
+    difference between runs of 8 and 4 steps (which cancels the fixed costs),
+    forward with the setup's own jit setting (the programs recorded here are
+    reused by the real run), reverse eagerly (a tape cannot be replayed).
+    """
+    from dataclasses import replace
+    from .hypergrad import hypergradient
+    hp = dict(hparams) if hparams else {"lr": setup.resolve({})["lr"]}
+    K = sum(int(np.size(v)) for v in tree_leaves(hp))
+    eager = lambda T: replace(setup, steps=T, jit=False, check_every=0, _steppers={})
+    same = lambda T: replace(setup, steps=T, check_every=0)   # shares the jit programs
+    h = setup.resolve(hp)
     params = setup.init(h)
     state = setup.optimizer.init(params)
+
+    # memory (eager, traced)
+    opt_h = {k: h[k] for k in setup.optimizer.defaults}
     x, y = setup.batch(0)
-    step = lambda p, s: setup._raw_step(p, s, opt_h, 0.0, x, y)
-    step(params, state)  # warm caches
+    step = lambda: setup._raw_step(params, state, opt_h, 0.0, x, y)
+    step()
+    step_bytes = min(_peak(step)[0] for _ in range(repeats))
+    fwd_mem = lambda k: min(_peak(lambda: hypergradient(eager(2), hp, chunk_size=k))[0]
+                            for _ in range(repeats))
+    fwd_mem(1)  # warm caches
+    m1 = fwd_mem(1)
+    per_dir = max((fwd_mem(2) - m1) if K >= 2 else m1 // 2, 1)
+    rev_mem = lambda T: min(_peak(lambda: hypergradient(eager(T), hp, mode="reverse"))[0]
+                            for _ in range(repeats))
+    r2, r4 = rev_mem(2), rev_mem(4)
+    tape = max((r4 - r2) // 2, 1)
 
-    step_bytes, secs = min(_peak(lambda: step(params, state)) for _ in range(repeats))
+    # time (untraced): per step = (run of 8 steps - run of 4 steps) / 4
+    def per_step(run):
+        run(2)  # warm up (and, with jit, record)
+        return max((_seconds(lambda: run(8), repeats) - _seconds(lambda: run(4), repeats)) / 4,
+                   1e-7)
 
-    lr1 = {**opt_h}
-    key = "lr" if "lr" in lr1 else next(iter(lr1))
-    lr1[key] = dual(np.asarray(lr1[key], dtype=setup.dtype), np.ones((1,), dtype=setup.dtype))
-    dstep = lambda p, s: setup._raw_step(p, s, lr1, 0.0, x, y)
-    p1, s1 = dstep(params, state)          # parameters that carry a tangent
-    t1 = min(_peak(lambda: dstep(p1, s1))[1] for _ in range(repeats))
-
-    # one step recorded on a tape that stays alive: its size per step
-    def recorded():
-        def run(lr):
-            p, s = params, state
-            hh = {**opt_h, key: lr}
-            for t in range(2):
-                p, s = setup._raw_step(p, s, hh, 0.0, x, y)
-            return sum(np.sum(q) for q in tree_leaves(p))
-        grad(run)(np.asarray(opt_h[key], dtype=setup.dtype))
-    tape2, _ = _peak(recorded)
-
+    plain = per_step(lambda T: same(T).train(h))
+    f1 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=1))
+    f2 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=2)) if K >= 2 else None
+    per_tangent = max((f2 - f1) if f2 is not None else f1 - plain, 0.05 * plain)
+    rev_t = per_step(lambda T: hypergradient(eager(T), hp, mode="reverse"))
     return Calibration(
         n_params=int(sum(np.size(p) for p in tree_leaves(params))),
         param_bytes=_nbytes(params),
         state_bytes=_nbytes([b for b in tree_leaves(state) if np.ndim(b) > 0]),
-        step_bytes=step_bytes, step_seconds=secs,
-        tangent_seconds=max(t1 - secs, 0.1 * secs), tape_bytes_per_step=max(tape2 // 2, step_bytes))
+        step_bytes=step_bytes, step_seconds=plain, tangent_seconds=per_tangent,
+        forward_step_seconds=max(f1 - per_tangent, plain),
+        tape_bytes_per_step=tape, forward_base_bytes=max(m1 - per_dir, 0),
+        forward_bytes_per_tangent=per_dir, reverse_base_bytes=max(r2 - 2 * tape, 0),
+        reverse_step_seconds=rev_t)
 
 
 def _forward_bytes(c: Calibration, k: int) -> float:
-    # (1 + k) copies of: new params, new state, and one step's temporaries
-    return (1 + k) * (c.param_bytes + c.state_bytes + c.step_bytes)
+    return c.forward_base_bytes + k * c.forward_bytes_per_tangent
 
 
 def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | None = None,
-         time_budget: float | None = None, calibration: Calibration | None = None) -> Plan:
+         time_budget: float | None = None, calibration: Calibration | None = None,
+         hparams: dict | None = None) -> Plan:
     """Estimate forward, reverse and one-step HD for K hyperparameters over T steps,
     and pick one.
 
@@ -177,7 +212,7 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
     """
     if not isinstance(K, (int, np.integer)) or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
-    c = calibration if calibration is not None else calibrate(setup)
+    c = calibration if calibration is not None else calibrate(setup, hparams)
     T = setup.steps if T is None else T
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise ValueError(f"T must be a positive integer, got {T!r}")
@@ -186,7 +221,7 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
         raise ValueError(f"memory_budget must be positive, got {memory_budget!r}")
     tmax = math.inf if time_budget is None else float(time_budget)
 
-    step_k = lambda k: c.step_seconds + k * c.tangent_seconds
+    step_k = lambda k: c.forward_step_seconds + k * c.tangent_seconds
     # forward: the largest chunk that fits
     chunk = K
     while chunk > 1 and _forward_bytes(c, chunk) > budget:
@@ -195,8 +230,8 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
     fwd = Estimate("forward", T * passes * step_k(chunk), _forward_bytes(c, chunk),
                    _forward_bytes(c, chunk) <= budget, None if chunk == K else chunk,
                    f"{passes} pass(es) of {chunk} tangent(s); memory flat in T")
-    rev_bytes = T * c.tape_bytes_per_step + 2 * (c.param_bytes + c.state_bytes + c.step_bytes)
-    rev = Estimate("reverse", T * REVERSE_TIME_FACTOR * c.step_seconds, rev_bytes,
+    rev_bytes = c.reverse_base_bytes + T * c.tape_bytes_per_step
+    rev = Estimate("reverse", T * c.reverse_step_seconds, rev_bytes,
                    rev_bytes <= budget, None, "one tape of the whole run; memory grows with T")
     hd_bytes = c.param_bytes * 2 + c.state_bytes + c.step_bytes
     hd = Estimate("hd", T * HD_TIME_FACTOR * c.step_seconds, hd_bytes, hd_bytes <= budget, None,

@@ -80,7 +80,8 @@ class Tuner:
         if mode == "auto":
             from .planner import plan
             K = sum(int(np.size(x)) for x in tree_leaves({k: self.h0[k] for k in self.wrt}))
-            self.plan = plan(setup, K=K, memory_budget=memory_budget)
+            self.plan = plan(setup, K=K, memory_budget=memory_budget,
+                             hparams={k: self.h0[k] for k in self.wrt})
             self.mode = "forward" if self.plan.mode == "hd" else self.plan.mode
             if self.plan.chunk_size is not None and chunk_size is None:
                 self.chunk_size = self.plan.chunk_size
