@@ -1,7 +1,9 @@
 """hyperopt: hypergradient-based hyperparameter optimization on `autodiff`.
 
-The optimizers, online hypergradient descent, hyperoptimizer towers and
-long-horizon tuning are being built (see docs/design.md).  What is here now:
-`hyperopt.demo`, a forward hypergradient through a whole training run, which
-is also what ``python -m hyperopt`` runs.
+Part 1: differentiable optimizers (`optim`), range transforms, schedules,
+online hypergradient descent (`hd`, `hd_auto`) and hyperoptimizer towers
+(`towers`).  Part 2: embedded data (`data`) and models (`models`), whole-run
+forward and reverse hypergradients (`hypergrad`), the outer tuning loop
+(`tune`), the mode planner (`planner`), RTHO and MARTHE (`online`), and the
+command line (`python -m hyperopt tune`, see `cli`).
 """

@@ -177,12 +177,6 @@ def _table(headers, rows) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def _peak_rss_mib() -> float:
-    import resource
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024 if sys.platform != "darwin" else r / 2**20
-
-
 # -- tune -------------------------------------------------------------------------
 
 def cmd_tune(args) -> int:
@@ -229,8 +223,7 @@ def cmd_tune(args) -> int:
         rows.append([key, res.initial_eval[key], res.tuned_eval[key]])
     print()
     print(_table(["", "initial", f"tuned (it. {res.best_iteration})"], rows))
-    print(f"\ntime {res.seconds:.1f} s, peak traced memory {res.peak_bytes / 2**20:.1f} MiB, "
-          f"peak RSS {_peak_rss_mib():.0f} MiB")
+    print(f"\ntime {res.seconds:.1f} s, peak RSS {res.peak_bytes / 2**20:.0f} MiB")
     print(f"wrote {csv_path}, {png}")
     return 0
 

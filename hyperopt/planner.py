@@ -143,7 +143,7 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
 
     Memory: eager runs under tracemalloc (forward with 1 and 2 tangents,
     reverse tapes of 2 and 4 steps).  Time: without tracemalloc, as the
-    difference between runs of 8 and 4 steps (which cancels the fixed costs),
+    difference between runs of 10 and 2 steps (which cancels the fixed costs),
     forward with the setup's own jit setting (the programs recorded here are
     reused by the real run), reverse eagerly (a tape cannot be replayed).
     """
@@ -173,23 +173,23 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
     r2, r4 = rev_mem(2), rev_mem(4)
     tape = max((r4 - r2) // 2, 1)
 
-    # time (untraced): per step = (run of 8 steps - run of 4 steps) / 4
-    def per_step(run):
+    # time (untraced): per step = (run of 10 steps - run of 2 steps) / 8, best of a few
+    def per_step(run, floor=1e-7):
         run(2)  # warm up (and, with jit, record)
-        return max((_seconds(lambda: run(8), repeats) - _seconds(lambda: run(4), repeats)) / 4,
-                   1e-7)
+        n = max(repeats, 3)
+        return max((_seconds(lambda: run(10), n) - _seconds(lambda: run(2), n)) / 8, floor)
 
     plain = per_step(lambda T: same(T).train(h))
     f1 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=1))
     f2 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=2)) if K >= 2 else None
     per_tangent = max((f2 - f1) if f2 is not None else f1 - plain, 0.05 * plain)
-    rev_t = per_step(lambda T: hypergradient(eager(T), hp, mode="reverse"))
+    rev_t = per_step(lambda T: hypergradient(eager(T), hp, mode="reverse"), floor=plain)
     return Calibration(
         n_params=int(sum(np.size(p) for p in tree_leaves(params))),
         param_bytes=_nbytes(params),
         state_bytes=_nbytes([b for b in tree_leaves(state) if np.ndim(b) > 0]),
         step_bytes=step_bytes, step_seconds=plain, tangent_seconds=per_tangent,
-        forward_step_seconds=max(f1 - per_tangent, plain),
+        forward_step_seconds=max(f1 - per_tangent, plain),  # never below a plain step
         tape_bytes_per_step=tape, forward_base_bytes=max(m1 - per_dir, 0),
         forward_bytes_per_tangent=per_dir, reverse_base_bytes=max(r2 - 2 * tape, 0),
         reverse_step_seconds=rev_t)

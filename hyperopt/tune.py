@@ -22,7 +22,6 @@ import math
 import os
 import pickle
 import time
-import tracemalloc
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,7 +47,7 @@ class TuneResult(NamedTuple):
     initial_eval: dict     # {"val_loss", "val_acc", "test_loss", "test_acc"}
     tuned_eval: dict
     seconds: float
-    peak_bytes: int        # tracemalloc peak of the hyper-iterations of this process
+    peak_bytes: int        # peak resident memory of this process so far (ru_maxrss)
 
 
 class Tuner:
@@ -76,7 +75,7 @@ class Tuner:
         self.max_norm = max_hypergrad_norm
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
-        self.mode = mode
+        self.mode = self.requested_mode = mode
         if mode == "auto":
             from .planner import plan
             K = sum(int(np.size(x)) for x in tree_leaves({k: self.h0[k] for k in self.wrt}))
@@ -142,8 +141,8 @@ class Tuner:
         s = self.setup
         desc = repr((type(s.model).__name__, getattr(s.model, "__dict__", None), repr(s.optimizer),
                      s.steps, s.batch_size, s.seed, s.init_seed, str(s.dtype), len(s.data.train.x),
-                     float(np.sum(s.data.train.x)), repr(self.hyper_optimizer), self.mode,
-                     self.chunk_size, self.max_norm, self.wrt,
+                     float(np.sum(s.data.train.x)), repr(self.hyper_optimizer),
+                     self.requested_mode, self.max_norm, self.wrt,
                      {k: _scalarize(k, v) for k, v in self.h0.items()
                       if not isinstance(v, (bool, str))}))
         return hashlib.sha256(desc.encode()).hexdigest()
@@ -151,7 +150,8 @@ class Tuner:
     def save(self, path: str) -> None:
         """Write the tuner's state to ``path`` atomically."""
         blob = pickle.dumps({"fingerprint": self.fingerprint(), "iteration": self.iteration,
-                             "u": self.u, "opt_state": self.opt_state, "history": self.history})
+                             "u": self.u, "opt_state": self.opt_state, "history": self.history,
+                             "mode": self.mode, "chunk_size": self.chunk_size})
         tmp = f"{path}.tmp.{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(blob)
@@ -167,6 +167,8 @@ class Tuner:
                                      "rerun with the same arguments, or without --resume")
         self.iteration, self.u, self.opt_state = d["iteration"], d["u"], d["opt_state"]
         self.history = d["history"]
+        # the planner's choice is part of the run: keep it, so the resumed run is the same
+        self.mode, self.chunk_size = d["mode"], d["chunk_size"]
 
     # -- the loop ----------------------------------------------------------------
     def run(self, iterations: int, *, progress: bool = False, checkpoint: str | None = None,
@@ -177,10 +179,6 @@ class Tuner:
         if resume and checkpoint and os.path.exists(checkpoint):
             self.load(checkpoint)
         t0 = time.perf_counter()
-        tracing = tracemalloc.is_tracing()
-        if not tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
         bar = None
         if progress:
             from tqdm import tqdm
@@ -199,9 +197,7 @@ class Tuner:
         finally:
             if bar is not None:
                 bar.close()
-            peak = tracemalloc.get_traced_memory()[1]
-            if not tracing:
-                tracemalloc.stop()
+        peak = _peak_rss_bytes()
         if not self.history:
             raise ValueError("no hyper-iterations were run (iterations=0)")
         final_h = self.hparams()
@@ -234,6 +230,13 @@ class Tuner:
                 o += n
             h[k] = tree_unflatten(treedef, out)
         return h
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    import sys
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
 
 
 def write_csv(history: list, path: str) -> None:
