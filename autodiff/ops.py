@@ -244,7 +244,13 @@ def moveaxis(a, source, destination):
     return transpose(a, order)
 
 
+def _arrayish(a):
+    """``a`` itself if it is a box or an array, else ``np.asarray(a)`` (Python numbers)."""
+    return a if isinstance(a, Box) or hasattr(a, "shape") else np.asarray(a)
+
+
 def expand_dims(a, axis):
+    a = _arrayish(a)
     shape = list(a.shape)
     for ax in normalize_axes(axis, len(shape) + len(np.atleast_1d(axis))):
         shape.insert(ax, 1)
@@ -252,6 +258,7 @@ def expand_dims(a, axis):
 
 
 def squeeze(a, axis=None):
+    a = _arrayish(a)
     shape = a.shape
     axes = tuple(i for i, s in enumerate(shape) if s == 1) if axis is None else normalize_axes(axis, len(shape))
     for i in axes:

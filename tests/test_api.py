@@ -693,3 +693,11 @@ def test_python_float_hyperparameter_stays_weak_through_arithmetic():
     assert out.dtype == np.float32 and dout.dtype == np.float32
     g = ad.grad(lambda lr: np.sum(p * (lr * lr)))(0.5)
     np.testing.assert_allclose(g, 2 * 0.5 * 3)
+
+
+def test_stack_mixes_python_numbers_and_boxes():
+    """np.stack([1.0, x]) on a Dual or tape value (ops.expand_dims took .shape of a float)."""
+    from autodiff import check_grads
+    f = lambda x: np.sum(np.stack([1.0, x, 2.0 * x]) ** 2)
+    check_grads(f, (np.float64(0.7),), order=2)
+    assert grad(f)(0.7) == pytest.approx(2 * 0.7 + 8 * 0.7)
