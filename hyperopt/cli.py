@@ -110,12 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Tune hyperparameters by gradient descent on the validation "
                                    "loss after a whole training run (forward mode: memory flat "
                                    "in the number of steps).")
-    _common(t, steps=400, lr=0.01, momentum=0.5, out="runs/tune")
+    _common(t, steps=1000, lr=0.01, momentum=0.5, out="runs/tune")
     t.add_argument("--tune", default="lr,momentum",
                    help="comma-separated hyperparameters to tune (default lr,momentum; also "
                         "weight_decay, init_scale, label_smoothing, beta2)")
-    t.add_argument("--hyper-iters", type=_nonneg_int, default=20,
-                   help="hyper-iterations (default 20)")
+    t.add_argument("--hyper-iters", type=_nonneg_int, default=25,
+                   help="hyper-iterations (default 25)")
     t.add_argument("--hyper-lr", type=_finite(0.0, lo_open=True), default=0.1,
                    help="Adam step on the unconstrained hyperparameters (default 0.1)")
     t.add_argument("--mode", default="auto", choices=("auto", "forward", "reverse"),
