@@ -379,9 +379,9 @@ assert np.isclose(last["h1"], fwd.grads["momentum"], rtol=1e-8, atol=0)
 # $\beta = 0.1$ on $\log \eta$ (one hyper-step per training step); only $\mu$
 # differs.
 #
-# (`jit=False`: the online methods change the learning rate at every step, and
-# in this version of the library `jit` records a fresh program whenever a
-# scalar hyperparameter's value changes, which is slower than running eagerly.)
+# (`jit=False` runs every step eagerly. The online methods change the learning
+# rate at every step, so a `jit` replay must take it as an input rather than a
+# recorded constant; eager execution keeps these runs independent of that.)
 
 # %%
 setup_online = Setup(MODEL, data, SGD(lr=LR0), steps=T, batch_size=BATCH, jit=False)
