@@ -19,7 +19,7 @@ ru_maxrss starts at its parent's peak, which would otherwise hide the
 workers' own.  VmHWM is printed as a cross-check.
 
     python benchmarks/hypergrad_memory.py [--T 100 1000 10000 100000]
-        [--reverse-T 100 300 1000 3000] [--json out.json] [--quick]
+        [--reverse-T 100 300 1000 3000] [--no-numba] [--json out.json] [--quick]
 """
 from __future__ import annotations
 
@@ -57,8 +57,13 @@ def save_digits(path: str) -> dict:
     return {part: len(getattr(split, part).x) for part in ("train", "val", "test")}
 
 
+NO_NUMBA = False  # --no-numba: workers run with AUTODIFF_DISABLE_NUMBA=1
+
+
 def child_env() -> dict:
     env = dict(os.environ)
+    if NO_NUMBA:
+        env["AUTODIFF_DISABLE_NUMBA"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update({v: "1" for v in THREAD_VARS})
     return env
@@ -164,6 +169,9 @@ def main(argv=None) -> int:
                     help=f"reverse-mode run lengths (default {list(REVERSE_T)}; none: skip reverse)")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke test: forward T={list(QUICK_FORWARD_T)}, reverse T={list(QUICK_REVERSE_T)}")
+    ap.add_argument("--no-numba", action="store_true",
+                    help="run the workers with AUTODIFF_DISABLE_NUMBA=1 (the engine's numba fast paths "
+                         "off), to see what numba adds to the peak")
     ap.add_argument("--timeout", type=float, default=None, help="seconds allowed per worker (default: none)")
     ap.add_argument("--json", help="write the rows to this file")
     ap.add_argument("--worker", choices=("baseline", "forward", "reverse"), help=argparse.SUPPRESS)
@@ -181,6 +189,8 @@ def main(argv=None) -> int:
     if min(fwd_T + rev_T) < 1:
         ap.error("run lengths must be positive")
 
+    global NO_NUMBA
+    NO_NUMBA = args.no_numba
     tmp = tempfile.TemporaryDirectory()
     data_path = os.path.join(tmp.name, "digits.npz")
     sizes = prepare_data(data_path)
@@ -188,7 +198,7 @@ def main(argv=None) -> int:
           f"batch {BATCH}, SGD lr={LR} momentum={MOMENTUM}, float64, jit on (forward; reverse is eager)")
     print(f"hypergradient(setup, {{'lr', 'momentum'}}) K=2; Python {platform.python_version()}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; code at {git_head()}; "
-          "one fresh process per row, 1 BLAS thread")
+          "one fresh process per row, 1 BLAS thread" + ("; AUTODIFF_DISABLE_NUMBA=1" if NO_NUMBA else ""))
     print("peak = ru_maxrss of the row's process; net = peak - baseline's peak (imports + data + Setup, "
           "0 steps); RSS@0 = the row's RSS just before the run starts")
     head = (f"{'mode':<9}{'T':>8}{'RSS@0 MB':>10}{'peak MB':>10}{'net MB':>9}{'time s':>9}{'ms/step':>9}"
