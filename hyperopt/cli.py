@@ -99,6 +99,9 @@ def _common(p: argparse.ArgumentParser, steps: int, lr: float, momentum: float, 
     p.add_argument("--out", default=out, help=f"output folder (default {out})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-jit", action="store_true", help="run training steps eagerly")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="BLAS threads (default 1: these models are small, and a second BLAS "
+                        "thread on a busy machine costs more than it gives)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -407,7 +410,9 @@ def main(argv=None) -> int:
         argv = ["tune"] + argv
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=args.threads, user_api="blas"):
+            return COMMANDS[args.command](args)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2

@@ -354,8 +354,10 @@ class Batcher:
         if step < 0:
             raise ValueError(f"step must be non-negative, got {step}")
         epoch, k = divmod(int(step), self.steps_per_epoch)
-        order = self.epoch_order(epoch)
-        return order[k * self.batch_size:(k + 1) * self.batch_size].astype(np.int64)
+        cached = getattr(self, "_cached", None)   # consecutive steps share an epoch's order
+        if cached is None or cached[0] != epoch:
+            cached = self._cached = (epoch, self.epoch_order(epoch))
+        return cached[1][k * self.batch_size:(k + 1) * self.batch_size].astype(np.int64)
 
     def batch(self, dataset: Dataset, step: int) -> Dataset:
         """``Dataset(x[idx], y[idx])`` for ``idx = indices(step)``."""

@@ -333,8 +333,24 @@ def _to_u(setup: Setup, h: dict, names) -> dict:
     return u
 
 
+def as_array_leaves(tree):
+    """Numpy scalars (also as a Dual's primal) as 0-d arrays.
+
+    numpy returns scalars from ufuncs on 0-d arrays (``np.exp(log_lr)``), and
+    `jit` records scalars as constants: a tuned learning rate must reach the
+    recorded step as an array, or each new value records a new program.
+    """
+    def fix(x):
+        if isinstance(x, Dual):
+            p = x.primal
+            return Dual(np.asarray(p), x.tangents, x.tag) if isinstance(p, np.generic) else x
+        return np.asarray(x) if isinstance(x, np.generic) else x
+    return tree_map(fix, tree)
+
+
 def _from_u(setup: Setup, u: dict) -> dict:
-    return {k: transforms.inverse(_constraint_of(setup, k), v) for k, v in u.items()}
+    return {k: as_array_leaves(transforms.inverse(_constraint_of(setup, k), v))
+            for k, v in u.items()}
 
 
 def _dh_du(setup: Setup, u: dict) -> dict:

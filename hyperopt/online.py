@@ -41,13 +41,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autodiff import grad
+from autodiff import grad, jit, value_and_grad
 from autodiff.core import primal_value
 from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
-from .hypergrad import HypergradientError, Setup, _as_step_array, _scalarize_h
+from .hypergrad import HypergradientError, Setup, _as_step_array, _scalarize_h, as_array_leaves
 from .hypergrad import flat_hypergrad, unflatten_like
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
@@ -123,7 +123,8 @@ class Online:
         return transforms.forward(self._constraint(k), v)
 
     def _from_space(self, u: dict) -> dict:
-        return {k: transforms.inverse(self._constraint(k), v) for k, v in u.items()}
+        return {k: as_array_leaves(transforms.inverse(self._constraint(k), v))
+                for k, v in u.items()}
 
     def hparams(self) -> dict:
         return {**self.h, **{k: tree_map(lambda a: np.asarray(primal_value(a)), v)
@@ -161,6 +162,9 @@ class Online:
         n_params = len(tree_leaves(params))
         step = setup._stepper(setup.jit)
         loss_fn = setup.model.loss
+        val_vg = value_and_grad(lambda p, x, y: loss_fn(p, x, y))
+        if setup.jit:   # the validation gradient is a fixed computation too: replay it
+            val_vg = setup._steppers.setdefault("val_grad", jit(val_vg))
         history = []
         prev_hyper = None
         bar = None
@@ -195,7 +199,8 @@ class Online:
                 self._check(Z, t + 1)
 
             xv, yv = self._val_batch()
-            val_loss, g_val = _value_and_grad(loss_fn, params, xv, yv)
+            val_loss, g_val = val_vg(params, xv, yv)
+            val_loss = primal_value(val_loss)
             hyper = np.zeros(K)
             for i, gv in enumerate(tree_leaves(g_val)):
                 hyper += np.tensordot(Z[i], gv, axes=gv.ndim).reshape(K)
@@ -259,12 +264,6 @@ class Online:
                 f"the tangent Z_t exploded at step {t} (norm {norm:.3g} > max_tangent_norm="
                 f"{self.setup.max_tangent_norm:.3g}); with mu={self.mu:.3g} the discounted "
                 "history grows without bound: lower mu or the learning rate")
-
-
-def _value_and_grad(loss_fn, params, x, y):
-    from autodiff import value_and_grad
-    v, g = value_and_grad(loss_fn)(params, x, y)
-    return primal_value(v), g
 
 
 def RTHO(setup: Setup, hparams: dict | None = None, wrt=("lr",), *, hyper_lr: float = 1e-3,

@@ -39,6 +39,7 @@ from autodiff.tree import tree_leaves, tree_map
 
 __all__ = ["Calibration", "Estimate", "Plan", "calibrate", "plan", "default_memory_budget"]
 
+REVERSE_MARGIN = 1.5          # reverse is picked over forward only when this much faster
 HD_TIME_FACTOR = 1.3          # one extra dot product and update per step
 
 
@@ -240,12 +241,17 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
 
     exact = [e for e in (fwd, rev) if e.fits and e.seconds <= tmax]
     if exact:
-        best = min(exact, key=lambda e: e.seconds)
+        # forward's memory does not grow with T: reverse must win on time by a clear margin
+        best = min(exact, key=lambda e: e.seconds * (REVERSE_MARGIN if e is rev else 1.0))
         other = rev if best is fwd else fwd
-        why = (f"{best.mode} is exact and fits the budget ({_bytes(best.bytes)} <= {_bytes(budget)})"
-               + (f"; it is faster than {other.mode} ({_secs(best.seconds)} vs "
-                  f"{_secs(other.seconds)})" if other.fits else
-                  f"; {other.mode} would need {_bytes(other.bytes)}"))
+        if not other.fits:
+            vs = f"; {other.mode} would need {_bytes(other.bytes)}"
+        elif best.seconds <= other.seconds:
+            vs = f"; it is faster than {other.mode} ({_secs(best.seconds)} vs {_secs(other.seconds)})"
+        else:
+            vs = (f"; reverse ({_secs(other.seconds)}) is not {REVERSE_MARGIN:g}x faster, and "
+                  "forward's memory stays flat")
+        why = f"{best.mode} is exact and fits the budget ({_bytes(best.bytes)} <= {_bytes(budget)})" + vs
         return Plan(best.mode, why, est, K, T, budget, best.chunk_size)
     why = ("no exact mode fits: forward needs "
            f"{_bytes(fwd.bytes)} / {_secs(fwd.seconds)}, reverse {_bytes(rev.bytes)} / "
