@@ -181,8 +181,10 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
         return max((_seconds(lambda: run(10), n) - _seconds(lambda: run(2), n)) / 8, floor)
 
     plain = per_step(lambda T: same(T).train(h))
-    f1 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=1))
-    f2 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=2)) if K >= 2 else None
+    # a chunk of k < K directions takes ceil(K / k) passes: time per pass
+    f1 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=1)) / K
+    f2 = (per_step(lambda T: hypergradient(same(T), hp, chunk_size=2)) / math.ceil(K / 2)
+          if K >= 2 else None)
     per_tangent = max((f2 - f1) if f2 is not None else f1 - plain, 0.05 * plain)
     rev_t = per_step(lambda T: hypergradient(eager(T), hp, mode="reverse"), floor=plain)
     return Calibration(
@@ -247,7 +249,8 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
         if not other.fits:
             vs = f"; {other.mode} would need {_bytes(other.bytes)}"
         elif best.seconds <= other.seconds:
-            vs = f"; it is faster than {other.mode} ({_secs(best.seconds)} vs {_secs(other.seconds)})"
+            vs = (f"; it is faster than {other.mode} ({_secs(best.seconds)} vs "
+                  f"{_secs(other.seconds)} per hypergradient)")
         else:
             vs = (f"; reverse ({_secs(other.seconds)}) is not {REVERSE_MARGIN:g}x faster, and "
                   "forward's memory stays flat")
