@@ -146,6 +146,7 @@ class LeastSquares:
         return 0.0
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow is the point
 def test_divergent_run_raises_with_the_step():
     from hyperopt.data import synthetic_regression
     setup = Setup(LeastSquares(), synthetic_regression(n=200, n_features=20), SGD(lr=5.0),
