@@ -28,3 +28,12 @@ def test_memory_runs():
     assert any(l.split()[:2] == ["100", "forward"] for l in lines if l.strip())
     assert any(l.split()[:2] == ["10", "reverse"] for l in lines if l.strip())
     assert any(l.split()[:2] == ["100", "reverse"] for l in lines if l.strip())
+
+
+def test_profile_jit_step_runs():
+    r = _run("benchmarks/profile_jit_step.py", "--model", "small", "--dtype", "float64", "--K", "1",
+             "--repeats", "3")
+    assert r.returncode == 0, r.stderr
+    assert "matmul" in r.stdout and "GEMM (matmul)" in r.stdout
+    calls = [l.split() for l in r.stdout.splitlines() if l.startswith("matmul ")]
+    assert calls and float(calls[0][1]) == 13   # the minimum number of GEMMs for this step
