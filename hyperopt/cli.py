@@ -329,7 +329,7 @@ def cmd_hd(args) -> int:
 
 def cmd_compare(args) -> int:
     from .optim import SGD
-    from .schedules import CosineWarmRestarts, StepDecay, scheduled
+    from .schedules import CosineWarmRestarts, ScheduledState, StepDecay, scheduled
     out = _out_dir(args.out)
     setup = _setup(args)
     rows, series = [], {}
@@ -340,10 +340,10 @@ def cmd_compare(args) -> int:
         t0 = time.perf_counter()
         from dataclasses import replace
         s = replace(setup, optimizer=opt, _steppers={})
-        sched_lr = []
-        params = s.train({}, progress=not args.no_progress,
-                         callback=(lambda t, p, st, o=opt: sched_lr.append(
-                             float(np.mean(o.lr_at(st))) if hasattr(o, "lr_at") else args.lr)))
+        # the lr that update t uses (a schedule's value at the start of the step)
+        sched_lr = [float(np.mean(opt.lr_at(ScheduledState(t, None)))) if hasattr(opt, "lr_at")
+                    else args.lr for t in range(args.steps)]
+        params = s.train({}, progress=not args.no_progress)
         vl, va = s.evaluate(params, "val")
         _, ta = s.evaluate(params, "test")
         rows.append([name, float(vl), va, ta, f"{time.perf_counter() - t0:.1f} s"])
