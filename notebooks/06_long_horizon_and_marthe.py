@@ -379,12 +379,12 @@ assert np.isclose(last["h1"], fwd.grads["momentum"], rtol=1e-8, atol=0)
 # $\beta = 0.1$ on $\log \eta$ (one hyper-step per training step); only $\mu$
 # differs.
 #
-# (`jit=False` runs every step eagerly. The online methods change the learning
-# rate at every step, so a `jit` replay must take it as an input rather than a
-# recorded constant; eager execution keeps these runs independent of that.)
+# (The online methods change the learning rate at every step; the `jit`-ed
+# training step takes it as an input, so one recorded program serves every
+# step.)
 
 # %%
-setup_online = Setup(MODEL, data, SGD(lr=LR0), steps=T, batch_size=BATCH, jit=False)
+setup_online = Setup(MODEL, data, SGD(lr=LR0), steps=T, batch_size=BATCH)
 HYPER_LR = 0.1
 MUS = [0.0, 0.9, 1.0, "adaptive"]
 online = {}
