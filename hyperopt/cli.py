@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-MODELS = ("logreg", "mlp", "cnn")
+MODELS = ("logreg", "mlp", "cnn", "lstm")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -82,9 +82,11 @@ def _out_dir(path: str) -> str:
 
 
 def _common(p: argparse.ArgumentParser, steps: int, lr: float, momentum: float, out: str):
-    p.add_argument("--model", default="mlp", choices=MODELS, help="model (default mlp)")
+    p.add_argument("--model", default="mlp", choices=MODELS,
+                   help="model (default mlp; logreg, mlp and cnn train on digits, lstm is a "
+                        "character language model on the shipped Shakespeare text)")
     p.add_argument("--hidden", type=_positive_int, default=64,
-                   help="MLP hidden units (default 64)")
+                   help="hidden units of the MLP or LSTM (default 64)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS,
                    help="inner optimizer (default sgd with momentum)")
     p.add_argument("--steps", type=_positive_int, default=steps,
@@ -150,21 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
 # -- building a setup ------------------------------------------------------------
 
 def _setup(args, steps=None):
-    from .data import digits
+    from .data import digits, text
     from .hypergrad import Setup
-    from .models import CNN, MLP, LogisticRegression
+    from .models import CNN, MLP, CharLSTM, LogisticRegression
     from .optim import SGD, Adam
     dtype = np.dtype(args.dtype)
-    data = digits(seed=args.seed, images=args.model == "cnn", dtype=dtype)
-    model = {"logreg": lambda: LogisticRegression(64, 10),
-             "mlp": lambda: MLP((64, args.hidden, 10)),
-             "cnn": lambda: CNN()}[args.model]()
+    if args.model == "lstm":
+        data = text(seq_len=16, seed=args.seed)
+        model = CharLSTM(len(data.vocab), embed=16, hidden=args.hidden)
+    else:
+        data = digits(seed=args.seed, images=args.model == "cnn", dtype=dtype)
+        model = {"logreg": lambda: LogisticRegression(64, 10),
+                 "mlp": lambda: MLP((64, args.hidden, 10)),
+                 "cnn": lambda: CNN()}[args.model]()
     if args.optimizer == "sgd":
         opt = SGD(lr=args.lr, momentum=args.momentum)
     else:
         opt = Adam(lr=args.lr, betas=(args.momentum if args.momentum > 0 else 0.9, 0.999))
     return Setup(model, data, opt, steps=steps or args.steps, batch_size=args.batch_size,
                  seed=args.seed, init_seed=args.seed, dtype=dtype, jit=not args.no_jit)
+
+
+def _dataset(args) -> str:
+    return "the Shakespeare text" if args.model == "lstm" else "digits"
 
 
 def _fmt(v) -> str:
@@ -208,7 +218,7 @@ def cmd_tune(args) -> int:
         print(f"no checkpoint in {out}; starting from the beginning", file=sys.stderr)
     elif not args.resume and os.path.exists(ckpt):
         os.remove(ckpt)
-    print(f"tuning {', '.join(names)} of {args.optimizer} on digits ({args.model}, "
+    print(f"tuning {', '.join(names)} of {args.optimizer} on {_dataset(args)} ({args.model}, "
           f"{setup.n_params()} parameters), {args.steps} steps per run, "
           f"{args.hyper_iters} hyper-iterations, mode {tuner.mode}"
           + (f" ({tuner.plan.reason})" if tuner.plan is not None else ""))
@@ -394,7 +404,7 @@ def cmd_plan(args) -> int:
     from .planner import plan
     setup = _setup(args)
     p = plan(setup, K=args.K, memory_budget=args.memory_budget)
-    print(f"{args.model} on digits: {setup.n_params()} parameters, K={args.K} hyperparameters, "
+    print(f"{args.model} on {_dataset(args)}: {setup.n_params()} parameters, K={args.K} hyperparameters, "
           f"T={args.steps} steps, memory budget {p.memory_budget / 2**20:.0f} MiB\n")
     print(p.table())
     print(f"\nchoice: {p.mode} -- {p.reason}")

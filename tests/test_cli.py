@@ -114,3 +114,13 @@ def test_compare_and_plan(tmp_path, capsys):
     assert main(["plan", "--steps", "50", "--K", "3", "--out", str(tmp_path)] + FAST) == 0
     out = capsys.readouterr().out
     assert "choice:" in out and "reverse" in out and "forward" in out
+
+
+def test_tune_the_character_lstm(tmp_path, capsys):
+    args = ["tune", "--model", "lstm", "--optimizer", "adam", "--lr", "0.01", "--momentum", "0.9",
+            "--hidden", "8", "--steps", "6", "--hyper-iters", "1", "--mode", "forward",
+            "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Shakespeare" in out and "beta1" in out
+    assert len(_rows(tmp_path / "history.csv")) == 1
