@@ -254,7 +254,15 @@ class Setup:
         d = getattr(self.data, split)
         x = np.asarray(d.x, dtype=self.dtype) if np.issubdtype(np.asarray(d.x).dtype,
                                                               np.floating) else d.x
-        loss = self.model.loss(params, x, d.y)
+        leaves = tree_leaves(params)
+        if self.jit and all(type(p) is np.ndarray or type(p) is Dual for p in leaves):
+            # replayed like the training step (tape values, in reverse mode, cannot be)
+            key = ("loss", split)
+            if key not in self._steppers:
+                self._steppers[key] = _jit(lambda p, x, y: self.model.loss(p, x, y))
+            loss = self._steppers[key](params, x, d.y)
+        else:
+            loss = self.model.loss(params, x, d.y)
         acc = self.model.accuracy(tree_map(primal_value, params), x, d.y)
         return loss, float(acc)
 
