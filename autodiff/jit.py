@@ -17,6 +17,7 @@ Rules for the recorded function, checked where possible:
   ``float(x)`` raise a RecordError while recording); use ``np.where``.
 * Python scalars and other non-array inputs are static: a new value records a
   new program (so pass a changing learning rate as an array or a Dual).
+  numpy scalars (``np.float64(0.1)``) are inputs, like 0-d arrays.
 * The tags of Duals in the outputs must be tags of Duals in the inputs, so
   a `jit`-ed step composes with an outer `jvp` (its Duals come back with the
   caller's tag).
@@ -423,11 +424,19 @@ def _describe(x, tags: list):
         return ("dual", tags.index(x._trace), _describe(x.primal, tags), _describe(x.tangents, tags))
     if isinstance(x, Box):
         raise TypeError("jit takes arrays and Duals as inputs; call jit inside grad, not grad inside jit")
-    if isinstance(x, np.ndarray):
-        return ("array", x.shape, x.dtype.str)
+    if isinstance(x, np.ndarray) or _numpy_number(x):
+        return ("array", np.shape(x), x.dtype.str)
     if isinstance(x, (bool, int, float, complex, str, type(None), np.generic)):
         return ("static", type(x).__name__, x)
     raise TypeError(f"jit cannot take an input of type {type(x).__name__}")
+
+
+def _numpy_number(x) -> bool:
+    """A numpy scalar (np.float64(0.1), np.int64(3)): an input value like a 0-d
+    array, not a constant of the program.  numpy returns these from arithmetic
+    on 0-d arrays (``np.exp(log_lr)``, ``step + 1``), so treating them as
+    constants would record a new program for every new value."""
+    return isinstance(x, np.generic) and isinstance(x, (np.number, np.bool_))
 
 
 def _arrays_of(x, acc):
@@ -436,14 +445,16 @@ def _arrays_of(x, acc):
         _arrays_of(x.tangents, acc)
     elif isinstance(x, np.ndarray):
         acc.append(x)
+    elif _numpy_number(x):
+        acc.append(np.asarray(x))
     return acc
 
 
 def _to_recs(x, recorder, slots):
     if type(x) is Dual:
         return Dual(_to_recs(x.primal, recorder, slots), _to_recs(x.tangents, recorder, slots), x._trace)
-    if isinstance(x, np.ndarray):
-        r = recorder.new(x)
+    if isinstance(x, np.ndarray) or _numpy_number(x):
+        r = recorder.new(np.asarray(x))
         slots.append(r.slot)
         return r
     return x

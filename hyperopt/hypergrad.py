@@ -73,7 +73,8 @@ def _as_step_array(state):
     """The optimizer state with its Python-int step counters as 0-d int arrays.
 
     `jit` treats Python scalars as constants of a recording, so a counter
-    that changes every step would be recorded anew every step.
+    that changes every step would be recorded anew every step (numpy
+    scalars, which the replayed steps return, are inputs).
     """
     def conv(s):
         if isinstance(s, tuple) and hasattr(s, "_fields"):
@@ -216,8 +217,6 @@ class Setup:
                               RuntimeWarning, stacklevel=2)
                 step = self._steppers["jit"] = self._raw_step
                 params, state = step(params, state, opt_h, smoothing, x, y, *extra)
-            if use_jit:  # numpy turns 0-d int arrays + 1 into scalars, which jit would
-                state = _as_step_array(state)  # record as constants: one program per step
             if self.check_every and ((t + 1) % self.check_every == 0 or t + 1 == self.steps):
                 self.check_finite(params, t + 1)
             if callback is not None:
@@ -341,24 +340,8 @@ def _to_u(setup: Setup, h: dict, names) -> dict:
     return u
 
 
-def as_array_leaves(tree):
-    """Numpy scalars (also as a Dual's primal) as 0-d arrays.
-
-    numpy returns scalars from ufuncs on 0-d arrays (``np.exp(log_lr)``), and
-    `jit` records scalars as constants: a tuned learning rate must reach the
-    recorded step as an array, or each new value records a new program.
-    """
-    def fix(x):
-        if isinstance(x, Dual):
-            p = x.primal
-            return Dual(np.asarray(p), x.tangents, x.tag) if isinstance(p, np.generic) else x
-        return np.asarray(x) if isinstance(x, np.generic) else x
-    return tree_map(fix, tree)
-
-
 def _from_u(setup: Setup, u: dict) -> dict:
-    return {k: as_array_leaves(transforms.inverse(_constraint_of(setup, k), v))
-            for k, v in u.items()}
+    return {k: transforms.inverse(_constraint_of(setup, k), v) for k, v in u.items()}
 
 
 def _dh_du(setup: Setup, u: dict) -> dict:

@@ -47,7 +47,7 @@ from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
-from .hypergrad import HypergradientError, Setup, _as_step_array, _scalarize_h, as_array_leaves
+from .hypergrad import HypergradientError, Setup, _as_step_array, _scalarize_h
 from .hypergrad import flat_hypergrad, unflatten_like
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
@@ -123,8 +123,7 @@ class Online:
         return transforms.forward(self._constraint(k), v)
 
     def _from_space(self, u: dict) -> dict:
-        return {k: as_array_leaves(transforms.inverse(self._constraint(k), v))
-                for k, v in u.items()}
+        return {k: transforms.inverse(self._constraint(k), v) for k, v in u.items()}
 
     def hparams(self) -> dict:
         return {**self.h, **{k: tree_map(lambda a: np.asarray(primal_value(a)), v)
@@ -184,8 +183,6 @@ class Online:
             opt_h = {k: hd[k] for k in setup.optimizer.defaults}
             s_in = [dual(x_, self.mu * z) if b else x_ for x_, z, b in zip(s_leaves, Z, is_buf)]
             p_in, st_in = tree_unflatten(s_def, s_in)
-            if setup.jit:
-                st_in = _as_step_array(st_in)
             g_train = grad(loss_fn)(tree_map(primal_value, p_in), x, y, primal_value(
                 hd["label_smoothing"])) if self.adaptive_mu else None
             p_out, st_out = step(p_in, st_in, opt_h, hd["label_smoothing"], x, y)

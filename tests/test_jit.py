@@ -125,6 +125,23 @@ def test_new_signature_records_again():
     assert len(f.programs) == 3
 
 
+def test_numpy_scalars_are_inputs_not_constants():
+    """np.exp(0-d array) returns a numpy scalar: as a Dual's primal or bare, it is
+    a 0-d input, so new values replay the same program and give new results."""
+    f = jit(lambda a, lr, t: (a * lr + t, t + 1))
+    a = np.ones(3)
+    for i, lr in enumerate([0.1, 0.2, 0.3]):
+        out, t = f(a, np.exp(np.log(np.asarray(lr))), np.int64(i))
+        np.testing.assert_allclose(out, lr + i)
+        assert int(t) == i + 1
+    g = jit(lambda a, lr: a * lr)
+    for lr in (0.1, 0.2):
+        out = g(a, dual(np.exp(np.asarray(np.log(lr))), np.ones(1)))
+        np.testing.assert_allclose(out.primal, lr * a)
+        np.testing.assert_allclose(out.tangents, a[None])
+    assert len(f.programs) == 1 and len(g.programs) == 1
+
+
 def test_value_dependent_control_flow_is_refused():
     def f(x):
         return x if np.sum(x) > 0 else -x
