@@ -134,31 +134,32 @@ def _flat(prefix, arrs):
 # ============================================================================================
 # autodiff: the user's code, plain numpy with grad / dual / jvp
 # ============================================================================================
+def autodiff_loss(params, x, y):
+    """The MLP's loss, as a user of the engine writes it (plain numpy)."""
+    from autodiff.ops import logsumexp
+    h = x
+    for i in range(0, len(params) - 2, 2):
+        h = np.tanh(h @ params[i] + params[i + 1])
+    logits = h @ params[-2] + params[-1]
+    return np.mean(logsumexp(logits, axis=1) - np.sum(logits * y, axis=1))
+
+
+def autodiff_step(params, vel, x, y):
+    """One training step: `grad` of the loss, then SGD with momentum."""
+    from autodiff import grad
+    return _sgd_step(grad(autodiff_loss), LR, MOMENTUM, params, vel, x, y)
+
+
 def run_autodiff(prob, cfg, use_jit=False):
     from autodiff import dual, grad, jit, jvp
-    from autodiff.ops import logsumexp
 
     x, y = prob["x"], prob["y"]
-    lr, mu = LR, MOMENTUM
-
-    def loss(params, x, y):
-        h = x
-        for i in range(0, len(params) - 2, 2):
-            h = np.tanh(h @ params[i] + params[i + 1])
-        logits = h @ params[-2] + params[-1]
-        return np.mean(logsumexp(logits, axis=1) - np.sum(logits * y, axis=1))
-
-    def step(params, vel, x, y):
-        g = grad(loss)(params, x, y)
-        vel = [mu * v + gi for v, gi in zip(vel, g)]
-        params = [p - lr * v for p, v in zip(params, vel)]
-        return params, vel
+    mu = MOMENTUM
+    loss, step = autodiff_loss, autodiff_step
 
     def train(lr, params, vel, steps):
         for _ in range(steps):
-            g = grad(loss)(params, x, y)
-            vel = [mu * v + gi for v, gi in zip(vel, g)]
-            params = [p - lr * v for p, v in zip(params, vel)]
+            params, vel = _sgd_step(grad(loss), lr, mu, params, vel, x, y)
         return loss(params, x, y)
 
     if use_jit:  # the same user code, each step recorded once and replayed

@@ -26,34 +26,20 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workloads import LR, MOMENTUM, make_problem, step_flops  # noqa: E402
+from _workloads import autodiff_step, make_problem, step_flops  # noqa: E402
 
 
 def build(model: str, dtype: str, K: int):
-    from autodiff import dual, grad, jit
-    from autodiff.ops import logsumexp
+    from autodiff import dual, jit
     prob = make_problem(model, dtype, k4=max(K, 1))
     x, y = prob["x"], prob["y"]
-
-    def loss(params, x, y):
-        h = x
-        for i in range(0, len(params) - 2, 2):
-            h = np.tanh(h @ params[i] + params[i + 1])
-        logits = h @ params[-2] + params[-1]
-        return np.mean(logsumexp(logits, axis=1) - np.sum(logits * y, axis=1))
-
-    def step(params, vel, x, y):
-        g = grad(loss)(params, x, y)
-        vel = [MOMENTUM * v + gi for v, gi in zip(vel, g)]
-        return [p - LR * v for p, v in zip(params, vel)], vel
-
     tp, tv = (prob["t1p"], prob["t1v"]) if K == 1 else (prob["t4p"], prob["t4v"])
     if K == 0:
         p, v = prob["params"], prob["vel"]
     else:
         p = [dual(a, t[:K] if K > 1 else t[0]) for a, t in zip(prob["params"], tp)]
         v = [dual(a, t[:K] if K > 1 else t[0]) for a, t in zip(prob["vel"], tv)]
-    js = jit(step)
+    js = jit(autodiff_step)
     js(p, v, x, y)
     js(p, v, x, y)
     (prog,) = js.programs.values()
