@@ -12,3 +12,21 @@ import pytest
 def seed_numpy_global_rng():
     np.random.seed(1234)
     yield
+
+
+def _traced_peak(f):
+    """tracemalloc's peak while f() runs.  No gc.collect() first: it empties
+    CPython's free lists, which would then refill (as traced allocations)
+    during the measured call."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture
+def traced_peak():
+    return _traced_peak

@@ -1,5 +1,4 @@
 """Whole-run hypergradients: forward = reverse (1e-8) = central differences (1e-5)."""
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -182,27 +181,16 @@ def test_bad_options(data):
         Setup(MLP(), data, SGD(lr=0.1), steps=0)
 
 
-def _traced_peak(f):
-    # no gc.collect() here: it empties CPython's free lists, which then refill
-    # (as traced allocations) during the measured run
-    tracemalloc.start()
-    try:
-        f()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def test_forward_memory_is_flat_in_the_number_of_steps(data):
+def test_forward_memory_is_flat_in_the_number_of_steps(data, traced_peak):
     """Peak traced memory of a forward hypergradient: 30 vs 300 steps within 10%."""
     make = lambda T: small_setup(data, SGD(lr=0.05, momentum=0.5), steps=T, jit=False,
                                  check_every=0)
     h = {"lr": 0.05, "momentum": 0.5}
     hypergradient(make(600), h)   # warm caches and free lists
-    short = min(_traced_peak(lambda: hypergradient(make(30), h)) for _ in range(2))
-    long = min(_traced_peak(lambda: hypergradient(make(300), h)) for _ in range(2))
+    short = min(traced_peak(lambda: hypergradient(make(30), h)) for _ in range(2))
+    long = min(traced_peak(lambda: hypergradient(make(300), h)) for _ in range(2))
     assert long < 1.1 * short, (short, long)
     # reverse mode, for contrast, grows with T
-    r_short = _traced_peak(lambda: hypergradient(make(10), h, mode="reverse"))
-    r_long = _traced_peak(lambda: hypergradient(make(40), h, mode="reverse"))
+    r_short = traced_peak(lambda: hypergradient(make(10), h, mode="reverse"))
+    r_long = traced_peak(lambda: hypergradient(make(40), h, mode="reverse"))
     assert r_long > 2.5 * r_short, (r_short, r_long)

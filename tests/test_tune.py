@@ -1,5 +1,4 @@
 """The outer loop (Tuner) and the mode planner."""
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -78,17 +77,8 @@ def test_tuner_bad_arguments(data):
 
 # -- the planner -------------------------------------------------------------------
 
-def _peak(f):
-    tracemalloc.start()
-    try:
-        f()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("K,T", [(2, 30), (8, 30)])
-def test_planner_memory_estimates_within_2x_of_measured_peaks(data, K, T):
+def test_planner_memory_estimates_within_2x_of_measured_peaks(data, K, T, traced_peak):
     s = Setup(MLP((64, 32, 10)), data, SGD(lr=0.05, momentum=0.5), steps=T, batch_size=64,
               jit=False, check_every=0)
     lrs = {k: 0.05 for k in s.init(s.resolve({}))}   # 4 leaves: one lr each
@@ -99,8 +89,8 @@ def test_planner_memory_estimates_within_2x_of_measured_peaks(data, K, T):
     assert sum(np.size(v) if not isinstance(v, dict) else len(v) for v in h.values()) == K
     p = plan(s, K=K, hparams=h)
     hypergradient(s, h, mode="forward")          # warm-up
-    fwd = _peak(lambda: hypergradient(s, h, mode="forward"))
-    rev = _peak(lambda: hypergradient(s, h, mode="reverse"))
+    fwd = traced_peak(lambda: hypergradient(s, h, mode="forward"))
+    rev = traced_peak(lambda: hypergradient(s, h, mode="reverse"))
     for name, measured in (("forward", fwd), ("reverse", rev)):
         est = p.estimates[name].bytes
         assert 0.5 <= est / measured <= 2.0, (name, est, measured)
