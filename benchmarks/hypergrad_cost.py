@@ -56,6 +56,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 HPARAMS_DOC = {1: "lr", 2: "lr, momentum", 4: "lr per leaf", 8: "lr + momentum per leaf"}
 
 
+from _procinfo import git_head, slope  # noqa: E402
+
+
 def gemm_flops(sizes=SIZES, batch=BATCH, K=0) -> float:
     """GEMM FLOPs of one training step of an MLP with K tangents (K=0: plain)."""
     u = [2.0 * batch * m * n for m, n in zip(sizes[:-1], sizes[1:])]
@@ -156,24 +159,6 @@ def run_child(use_jit: bool, Ks, T, repeats, data_path, timeout):
             res["K"] = {int(k): v for k, v in res["K"].items()}
             return res, None
     return None, f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}"
-
-
-def slope(points):
-    n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else float("nan")
-
-
-def git_head() -> str:
-    try:
-        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=str(ROOT))
-        dirty = subprocess.run(["git", "status", "--porcelain", "autodiff", "hyperopt"], capture_output=True,
-                               text=True, cwd=str(ROOT)).stdout.strip()
-        return r.stdout.strip() + (" (autodiff/ or hyperopt/ modified)" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,9 @@ LR, MOMENTUM, BATCH, SIZES = 0.05, 0.9, 64, (64, 64, 10)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+from _procinfo import git_head, slope, status_kb  # noqa: E402
+
+
 def save_digits(path: str) -> dict:
     """The library's digits split, saved once for every worker (runs in its own
     subprocess: see `prepare_data`)."""
@@ -94,18 +97,6 @@ def build_setup(data_path: str, steps: int):
     return Setup(MLP(SIZES), split, SGD(lr=LR, momentum=MOMENTUM), steps=steps, batch_size=BATCH)
 
 
-def status_kb(field: str) -> int | None:
-    """A field of /proc/self/status (VmRSS: current resident set, VmHWM: its peak) in KiB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def worker(mode: str, T: int, data_path: str) -> int:
     import resource
 
@@ -141,25 +132,6 @@ def run_child(mode: str, T: int, data_path: str, timeout: float | None):
         if line.startswith(MARK):
             return json.loads(line[len(MARK):]), None
     return None, f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}"
-
-
-def slope(points):
-    """Least-squares slope of y on x."""
-    n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else float("nan")
-
-
-def git_head() -> str:
-    try:
-        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=str(ROOT))
-        dirty = subprocess.run(["git", "status", "--porcelain", "autodiff", "hyperopt"], capture_output=True,
-                               text=True, cwd=str(ROOT)).stdout.strip()
-        return r.stdout.strip() + (" (autodiff/ or hyperopt/ modified)" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def main(argv=None) -> int:

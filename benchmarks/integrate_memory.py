@@ -47,33 +47,7 @@ PARAMS = {"w0sq": 1.0, "c": 0.5, "A": 0.5, "W": 0.7}
 U = (1.0, -0.5)  # the reverse-mode loss is U . y(T)
 
 
-def status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_kb() -> int:
-    hwm = status_kb("VmHWM")
-    if hwm is not None:
-        return hwm
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-
-
-def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from _procinfo import peak_rss_kb, reset_peak, status_kb  # noqa: E402
 
 
 def worker(mode: str, T: int, trace: bool) -> int:

@@ -35,6 +35,9 @@ MARK = "@@RESULT@@ "
 LR, MOMENTUM, BATCH = 0.05, 0.9, 64
 
 
+from _procinfo import peak_rss_kb, reset_peak, status_kb  # noqa: E402
+
+
 def engine_state() -> str:
     """The git tree of autodiff/ plus any uncommitted changes under it (the engine may change between rows)."""
     def git(*a):
@@ -45,35 +48,6 @@ def engine_state() -> str:
             f" + uncommitted: {', '.join(dirty)}" if dirty else "")
     except OSError:
         return "unknown"
-
-
-def status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_kb() -> int:
-    hwm = status_kb("VmHWM")
-    if hwm is not None:
-        return hwm
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
-
-
-def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def save_digits(path: str) -> None:
