@@ -273,38 +273,32 @@ def _run_online(setup, method: str, lr: float, momentum: float, hyper_lr, mu, pr
         on = Online(setup, {"lr": lr}, ("lr",), mu=mu_v, hyper_lr=beta, max_hypergrad_norm=10.0)
         r = on.run(progress=progress)
         return [row["lr"] for row in r.history], r.val_loss, r.val_acc, r.test_acc
-    h = setup.resolve({})
-    params = setup.init(h)
-    if method == "sgd":
+    if method == "sgd":   # the baseline: a constant lr, the setup's own training loop
+        from dataclasses import replace
         from .optim import SGD
-        opt = SGD(lr=lr, momentum=momentum)
-        state = opt.init(params)
+        final = replace(setup, optimizer=SGD(lr=lr, momentum=momentum), _steppers={}).train(
+            progress=progress)
+        lrs = [lr] * setup.steps
     else:
         cls = {"sgdhd": SGDHD, "sgdnhd": SGDNHD, "adamhd": AdamHD}[method]
         beta = hyper_lr if hyper_lr is not None else (1e-7 if method == "adamhd" else 1e-3)
         kw = {} if method == "adamhd" else {"momentum": max(momentum, 0.9 if method == "sgdnhd"
                                                                     else 0.0)}
-        opt = cls(params, lr=lr, hypergrad_lr=beta, **kw)
-    lrs = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=setup.steps, desc=method, unit="step", leave=False, mininterval=0.5)
-    for t in range(setup.steps):
-        x, y = setup.batch(t)
-        p = params if method == "sgd" else opt.params
-        g = grad(setup.model.loss)(p, x, y)
-        if method == "sgd":
-            params, state = opt.update(g, state, params)
-            lrs.append(lr)
-        else:
-            opt.step(g)
+        opt = cls(setup.init(setup.resolve({})), lr=lr, hypergrad_lr=beta, **kw)
+        lrs = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=setup.steps, desc=method, unit="step", leave=False, mininterval=0.5)
+        for t in range(setup.steps):
+            x, y = setup.batch(t)
+            opt.step(grad(setup.model.loss)(opt.params, x, y))
             lrs.append(float(np.mean(opt.lr)))
+            if bar is not None:
+                bar.update(1)
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    final = params if method == "sgd" else opt.params
+            bar.close()
+        final = opt.params
     vl, va = setup.evaluate(final, "val")
     _, ta = setup.evaluate(final, "test")
     return lrs, float(vl), va, ta

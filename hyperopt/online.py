@@ -162,8 +162,11 @@ class Online:
         step = setup._stepper(setup.jit)
         loss_fn = setup.model.loss
         val_vg = value_and_grad(lambda p, x, y: loss_fn(p, x, y))
-        if setup.jit:   # the validation gradient is a fixed computation too: replay it
+        # adaptive mu needs the step's training gradient at the primal parameters
+        train_grad = grad(loss_fn)
+        if setup.jit:   # fixed computations too: replay them
             val_vg = setup._steppers.setdefault("val_grad", jit(val_vg))
+            train_grad = jit(train_grad)
         history = []
         prev_hyper = None
         bar = None
@@ -183,7 +186,7 @@ class Online:
             opt_h = {k: hd[k] for k in setup.optimizer.defaults}
             s_in = [dual(x_, self.mu * z) if b else x_ for x_, z, b in zip(s_leaves, Z, is_buf)]
             p_in, st_in = tree_unflatten(s_def, s_in)
-            g_train = grad(loss_fn)(tree_map(primal_value, p_in), x, y, primal_value(
+            g_train = train_grad(tree_map(primal_value, p_in), x, y, primal_value(
                 hd["label_smoothing"])) if self.adaptive_mu else None
             p_out, st_out = step(p_in, st_in, opt_h, hd["label_smoothing"], x, y)
             out = tree_leaves((p_out, st_out))
