@@ -29,7 +29,8 @@ import numpy as np
 from autodiff.core import primal_value
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
-from .hypergrad import HypergradientError, Setup, _from_u, _scalarize, _to_u, hypergradient
+from .hypergrad import (HypergradientError, Setup, _from_u, _scalarize, _to_u, hypergradient,
+                        unflatten_like)
 from .optim import Adam, Optimizer
 
 __all__ = ["Tuner", "TuneResult", "CheckpointMismatch"]
@@ -214,21 +215,13 @@ class Tuner:
                           tuned_eval, time.perf_counter() - t0, int(peak))
 
     def _h_at(self, i: int) -> dict:
-        """The hyperparameters of history row i."""
-        row = self.history[i]
-        h = dict(self.h0)
+        """The hyperparameters of history row i (its columns, back in h0's structure)."""
+        row, h = self.history[i], dict(self.h0)
         for k in self.wrt:
-            cols = _scalarize(k, self.h0[k])
-            vals = [row[c] for c in cols]
-            shape_tree = self.h0[k]
-            leaves, treedef = tree_flatten(shape_tree)
-            out, o = [], 0
-            for leaf in leaves:
-                n = int(np.size(primal_value(leaf)))
-                out.append(np.asarray(vals[o:o + n], dtype=float).reshape(np.shape(primal_value(leaf)))
-                           if np.ndim(primal_value(leaf)) else vals[o])
-                o += n
-            h[k] = tree_unflatten(treedef, out)
+            leaves, treedef = tree_flatten(self.h0[k])
+            flat = np.array([row[c] for c in _scalarize(k, self.h0[k])])
+            h[k] = tree_map(lambda a: float(a) if np.ndim(a) == 0 else a,
+                            unflatten_like(flat, leaves, treedef))
         return h
 
 
