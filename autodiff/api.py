@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import Box, match_dtype, primal_value
+from .core import Box, match_dtype, primal_value, refuse_complex
 from .dual import Dual, ForwardTrace
 from .tape import ReverseTrace, is_var_of
 from .tree import tree_flatten, tree_map, tree_unflatten
@@ -26,6 +26,7 @@ def _float_leaf(x, where: str):
     else:
         x = x if hasattr(x, "dtype") and hasattr(x, "shape") else np.asarray(x)
         dtype = x.dtype
+    refuse_complex(np.empty(0, dtype), f"{where} of the differentiated function")
     if not np.issubdtype(dtype, np.inexact):
         raise TypeError(
             f"{where}: differentiation needs floating-point inputs, got dtype {dtype}; "
@@ -35,11 +36,19 @@ def _float_leaf(x, where: str):
 
 
 def _argnums(argnums, nargs: int) -> tuple:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    """The positions to differentiate, in order; a position may repeat
+    (``argnums=(0, 0)``), and each occurrence gets its own answer."""
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     for n in nums:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"argnums must be integers, got {argnums!r}")
         if not -nargs <= n < nargs:
             raise ValueError(f"argnums={argnums} but the function was called with {nargs} positional arguments")
-    return tuple(n % nargs for n in nums)
+    return tuple(int(n) % nargs for n in nums)
+
+
+def _unique(nums: tuple) -> tuple:
+    return tuple(dict.fromkeys(nums))
 
 
 def _zeros(x):
@@ -84,8 +93,9 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         nums = _argnums(argnums, len(args))
+        uniq = _unique(nums)
         trace = ReverseTrace()
-        args, inputs = _box_inputs(trace, args, nums)
+        args, inputs = _box_inputs(trace, args, uniq)
         out = f(*args, **kwargs)
         if has_aux:
             out, aux = out
@@ -100,7 +110,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         seeds = [(out._node, np.ones_like(primal_value(value)))] if is_var_of(out, trace) else []
         cts = trace.backward(seeds, free=True)
         grads = _collect(cts, inputs)
-        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        grads = [grads[uniq.index(n)] for n in nums]
+        g = grads[0] if isinstance(argnums, (int, np.integer)) else tuple(grads)
         return ((value, _unbox(aux, trace)), g) if has_aux else (value, g)
 
     return value_and_grad_f
@@ -165,22 +176,33 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
     """Forward mode: ``(f(*primals), directional derivative along tangents)``."""
     if len(primals) != len(tangents):
         raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
-    t_leaves = []
+    t_leaves, new_primals = [], []
     for n, (p, t) in enumerate(zip(primals, tangents)):
         pl, pd = tree_flatten(p)
         tl, td = tree_flatten(t)
         if pd != td:
             raise ValueError(f"tangent structure {td} does not match primal structure {pd} (argument {n})")
-        for x, tx in zip(pl, tl):
+        for i, (x, tx) in enumerate(zip(pl, tl)):
             xs, ts = np.shape(primal_value(x)), np.shape(primal_value(tx))
             if xs != ts:
                 raise ValueError(f"tangent shape {ts} does not match primal shape {xs} (argument {n})")
+            refuse_complex(primal_value(x), f"jvp's primal for argument {n}")
+            refuse_complex(primal_value(tx), f"jvp's tangent for argument {n}")
+            if type(x) is int and np.any(primal_value(tx)):  # a number with a derivative, as in `dual`
+                x = pl[i] = float(x)  # (with a zero tangent it stays an int: a count, a slice bound)
             if not np.issubdtype(np.result_type(primal_value(x)), np.inexact):
-                t_leaves.append(None)  # integers and booleans carry no tangent
+                if np.any(primal_value(tx)):
+                    raise TypeError(
+                        f"jvp: argument {n} has an integer or boolean primal (dtype "
+                        f"{np.result_type(primal_value(x))}) with a nonzero tangent; integers carry no "
+                        "derivative: cast the primal to a float dtype, or give it a zero tangent")
+                t_leaves.append(None)
                 continue
             if not isinstance(tx, Box):
                 tx = np.asarray(tx, dtype=x.dtype) if hasattr(x, "dtype") else np.asarray(tx, dtype=float)
             t_leaves.append(tx[None] if not isinstance(tx, Box) else tx.reshape((1,) + xs))
+        new_primals.append(tree_unflatten(pd, pl))
+    primals = new_primals
     trace = ForwardTrace()
     out = _forward(f, primals, t_leaves, trace)
     leaves, treedef = tree_flatten(out)
@@ -254,15 +276,21 @@ def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     @functools.wraps(f)
     def jac_f(*args):
         nums = _argnums(argnums, len(args))
+        uniq = _unique(nums)
         fixed = list(args)
 
         def g(*xs):
             a = list(fixed)
-            for n, x in zip(nums, xs):
+            for n, x in zip(uniq, xs):
                 a[n] = x
             return f(*a)
 
-        out, pullback = vjp(g, *[args[n] for n in nums])
+        out, pullback_uniq = vjp(g, *[args[n] for n in uniq])
+
+        def pullback(ct):
+            cts = pullback_uniq(ct)
+            return tuple(cts[uniq.index(n)] for n in nums)
+
         leaves, out_def = tree_flatten(out)
         per_out = []
         for i, o in enumerate(leaves):

@@ -119,6 +119,21 @@ def match_dtype(t, like):
     return t if d is None or getattr(t, "dtype", d) == d else t.astype(d)
 
 
+def refuse_complex(x, what="an input"):
+    """Complex numbers have no derivative rules yet: refuse them loudly rather
+    than differentiate them with real-valued conventions.  ``what`` names the
+    value (a string, or the primitive that computed it)."""
+    d = getattr(x, "dtype", None)
+    if (d.kind == "c") if d is not None else type(x) is complex:
+        if isinstance(what, Primitive):
+            what = f"the result of '{what.name}'"
+        raise TypeError(
+            f"{what} is complex; complex numbers are not differentiable here yet (apply np.real, "
+            "np.imag or np.abs to plain inputs, or carry real and imaginary parts as separate real arrays)"
+        )
+    return x
+
+
 def primal_value(x):
     """Strip every level of boxing: the plain array underneath."""
     while isinstance(x, Box):
@@ -155,6 +170,8 @@ class Box:
     dtype = property(lambda self: dtype_of(self._inner))
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape)))
+    real = property(lambda self: self)  # complex values are refused, so a box is real
+    imag = property(lambda self: np.zeros_like(primal_value(self)))
     T = property(lambda self: ops.transpose(self))
     mT = property(lambda self: ops.swapaxes(self, -1, -2))
 
@@ -197,7 +214,9 @@ class Box:
     # -- conversions numpy cannot hook: refuse loudly -------------------------
     __array__ = _refuse("np.asarray/np.array", "build arrays with np.stack or np.concatenate, "
                         "or take .primal / autodiff.stop_gradient(x) if you mean a constant")
-    __float__ = _refuse("float()", "use .primal or autodiff.stop_gradient(x)")
+    __float__ = _refuse("float() (or writing it into a plain array: plain[i] = x, plain.fill(x))",
+                        "use .primal or autodiff.stop_gradient(x) for a constant, or build the array "
+                        "from traced values (np.stack, np.where, np.full_like(traced, x))")
     __int__ = _refuse("int()", "use .primal or autodiff.stop_gradient(x)")
     __complex__ = _refuse("complex()", "use .primal")
     item = _refuse(".item()", "use .primal or autodiff.stop_gradient(x)")
@@ -217,32 +236,47 @@ class Box:
         return numpy_api.array_function(func, args, kwargs)
 
     # -- ndarray methods --------------------------------------------------------
-    def reshape(self, *shape, order="C"):
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
+    def reshape(self, *args, order="C", shape=None, copy=None):
+        if shape is None:
+            shape = args[0] if len(args) == 1 else args
+        return ops.reshape(self, shape, order=order)
 
     def transpose(self, *axes):
         return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
-    def astype(self, dtype, copy=True):
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         return ops.astype(self, dtype)
 
-    def copy(self):
-        return self
+    conj = conjugate = lambda self: self
 
+    def copy(self, order="C"):
+        return ops.copy(self)
+
+    # copy.copy / copy.deepcopy give a copy on the same trace (its derivative kept)
+    __copy__ = copy
+    __deepcopy__ = lambda self, memo: ops.copy(self)
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(
+            f"pickling a {type(self).__name__} would drop its derivative (its trace cannot be "
+            "pickled); pickle .primal (and .tangents), or use copy.deepcopy inside the computation"
+        )
+
+    # ndarray methods take numpy's arguments, positional or keyword
     ravel = lambda s, order="C": ops.ravel(s, order=order)
     flatten = ravel
     squeeze = lambda s, axis=None: ops.squeeze(s, axis)
     swapaxes = lambda s, a, b: ops.swapaxes(s, a, b)
-    sum = lambda s, axis=None, keepdims=False: ops.sum(s, axis=axis, keepdims=keepdims)
-    mean = lambda s, axis=None, keepdims=False: ops.mean(s, axis=axis, keepdims=keepdims)
-    prod = lambda s, axis=None, keepdims=False: ops.prod(s, axis=axis, keepdims=keepdims)
-    max = lambda s, axis=None, keepdims=False: ops.max(s, axis=axis, keepdims=keepdims)
-    min = lambda s, axis=None, keepdims=False: ops.min(s, axis=axis, keepdims=keepdims)
-    var = lambda s, axis=None, ddof=0, keepdims=False: ops.var(s, axis=axis, ddof=ddof, keepdims=keepdims)
-    std = lambda s, axis=None, ddof=0, keepdims=False: ops.std(s, axis=axis, ddof=ddof, keepdims=keepdims)
-    cumsum = lambda s, axis=None: ops.cumsum(s, axis=axis)
-    dot = lambda s, o: ops.dot(s, o)
-    clip = lambda s, a_min=None, a_max=None, **kw: ops.clip(s, a_min, a_max, **kw)
+    sum = lambda s, *args, **kwargs: ops.sum(s, *args, **kwargs)
+    mean = lambda s, *args, **kwargs: ops.mean(s, *args, **kwargs)
+    prod = lambda s, *args, **kwargs: ops.prod(s, *args, **kwargs)
+    max = lambda s, *args, **kwargs: ops.max(s, *args, **kwargs)
+    min = lambda s, *args, **kwargs: ops.min(s, *args, **kwargs)
+    var = lambda s, *args, **kwargs: ops.var(s, *args, **kwargs)
+    std = lambda s, *args, **kwargs: ops.std(s, *args, **kwargs)
+    cumsum = lambda s, *args, **kwargs: ops.cumsum(s, *args, **kwargs)
+    dot = lambda s, *args, **kwargs: ops.dot(s, *args, **kwargs)
+    clip = lambda s, *args, **kwargs: ops.clip(s, *args, **kwargs)
     argmax = lambda s, axis=None, keepdims=False: np.argmax(primal_value(s), axis=axis, keepdims=keepdims)
     argmin = lambda s, axis=None, keepdims=False: np.argmin(primal_value(s), axis=axis, keepdims=keepdims)
     argsort = lambda s, axis=-1: np.argsort(primal_value(s), axis=axis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, keep_weak, match_dtype
+from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, keep_weak, match_dtype, primal_value, refuse_complex
 
 
 class ForwardTrace(Trace):
@@ -31,7 +31,7 @@ class ForwardTrace(Trace):
             r = prim.fused(primals, tangents)
             if r is not None:
                 return Dual(r[0], r[1], self)
-        ans = prim(*primals, **params)
+        ans = refuse_complex(prim(*primals, **params), prim)
         out = keep_weak(ans, primals) if weak else ans  # see core.is_weak
         if weak:
             primals = [p if t is None else as_rule_arg(p) for p, t in zip(primals, tangents)]
@@ -78,6 +78,11 @@ class Dual(Box):
     def __repr__(self):
         return f"Dual(primal={self.primal!r}, tangent={self.tangent!r}, K={self.K})"
 
+    def __reduce_ex__(self, protocol):
+        if self._trace is not DEFAULT_TAG:  # a transform's Dual: its tag cannot be pickled
+            return super().__reduce_ex__(protocol)
+        return Dual, (self.primal, self.tangents)  # made by hand with dual(): the default tag
+
 
 def is_float(x) -> bool:
     return np.issubdtype(np.result_type(x), np.inexact)
@@ -91,6 +96,8 @@ def dual(primal, tangent, tag: ForwardTrace | None = None) -> Dual:
     """
     if type(primal) is int:  # Python numbers stay weakly typed (see core.is_weak)
         primal = float(primal)
+    refuse_complex(primal, "the primal given to dual()")
+    refuse_complex(primal_value(tangent), "the tangent given to dual()")
     if not is_float(primal):
         raise TypeError(
             f"integer and boolean arrays carry no tangent (got dtype {np.result_type(primal)}); "

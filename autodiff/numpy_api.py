@@ -32,7 +32,7 @@ UFUNCS = {
     np.absolute: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum,
     np.matmul: ops.matmul, np.exp2: ops.exp2, np.log2: ops.log2, np.log10: ops.log10,
     np.logaddexp: ops.logaddexp, np.sign: ops.sign, np.floor: ops.floor,
-    np.ceil: ops.ceil, np.rint: ops.rint,
+    np.ceil: ops.ceil, np.rint: ops.rint, np.conjugate: ops.real,
 }
 for _u in (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
            np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and, np.logical_or,
@@ -76,12 +76,13 @@ FUNCTIONS = {
     np.atleast_1d: ops.atleast_1d, np.atleast_2d: ops.atleast_2d,
     np.linalg.solve: ops.solve, np.linalg.inv: ops.inv, np.linalg.slogdet: ops.slogdet,
     np.linalg.det: ops.det, np.linalg.cholesky: ops.cholesky, np.linalg.norm: ops.norm,
-    np.copy: lambda a, *args, **kwargs: a, np.real: lambda a: a,
+    np.copy: ops.copy, np.real: ops.real, np.imag: ops.imag, np.unique: ops.unique,
+    np.full_like: ops.full_like, np.copyto: ops.copyto,
 }
 for _f in (np.argmax, np.argmin, np.argsort, np.shape, np.ndim, np.size, np.result_type,
-           np.zeros_like, np.ones_like, np.empty_like, np.full_like, np.isclose, np.allclose,
+           np.zeros_like, np.ones_like, np.empty_like, np.isclose, np.allclose,
            np.array_equal, np.all, np.any, np.nonzero, np.count_nonzero, np.isscalar,
-           np.iscomplexobj, np.isrealobj, np.searchsorted, np.unique, np.argwhere):
+           np.iscomplexobj, np.isrealobj, np.searchsorted, np.argwhere):
     FUNCTIONS[_f] = _on_primal(_f)
 
 

@@ -16,7 +16,7 @@ import string
 import numpy as np
 
 from . import primitives as P
-from .core import Box, primal_value
+from .core import Box, primal_value, refuse_complex
 
 stop_gradient = primal_value
 
@@ -88,8 +88,25 @@ def where(condition, x=None, y=None):
     return P.where(c if c.dtype == bool else c.astype(bool), x, y)
 
 
+def copy(a, order="K", subok=False):
+    """A fresh array with the same derivative (an immutable Python float is its own copy)."""
+    return a if type(primal_value(a)) is float else P.copy(a)
+
+
+# complex values are refused (core.refuse_complex), so a traced value is real:
+def real(x):
+    return x
+
+
+def imag(x):
+    return np.zeros_like(primal_value(x))
+
+
 def astype(x, dtype):
     dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        refuse_complex(np.empty(0, dtype), f"astype({dtype})")
+        raise TypeError(f"astype({dtype}) would drop the derivative: only numeric dtypes are differentiable")
     if not np.issubdtype(dtype, np.inexact):  # integers and booleans carry no tangent
         return primal_value(x).astype(dtype)
     if dtype == x.dtype:
@@ -380,6 +397,46 @@ def take_along_axis(arr, indices, axis=-1):
     return getitem(arr, _full_index(indices, axis, _ndim(arr)))
 
 
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *,
+           equal_nan=True, **kwargs):
+    """np.unique: the sorted distinct values, each with the derivative of its
+    first occurrence (at a tie the function is not differentiable; this is the
+    convention)."""
+    if axis is not None:
+        raise NotImplementedError("differentiable np.unique supports axis=None only")
+    flat = primal_value(ravel(ar))
+    vals, first, inverse, counts = np.unique(flat, return_index=True, return_inverse=True,
+                                             return_counts=True, equal_nan=equal_nan, **kwargs)
+    out = getitem(ravel(ar), first)
+    extra = [x for x, want in [(first, return_index), (inverse.reshape(np.shape(primal_value(ar)))
+                                                       if np.ndim(primal_value(ar)) else inverse,
+                                                       return_inverse), (counts, return_counts)] if want]
+    return (out, *extra) if extra else out
+
+
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    """np.full_like: a traced fill value gives a traced array (its derivative in every entry)."""
+    if not isinstance(fill_value, Box):
+        return np.full_like(primal_value(a), fill_value, dtype, order, subok, shape)
+    shape = np.shape(primal_value(a)) if shape is None else shape
+    dtype = np.dtype(dtype if dtype is not None else np.result_type(primal_value(a)))
+    fill = astype(fill_value, dtype)
+    if not isinstance(fill, Box):  # an integer dtype: no derivative to carry
+        return np.full_like(primal_value(a), fill, dtype, order, subok, shape)
+    return P.copy(broadcast_to(fill, shape))
+
+
+def copyto(dst, src, casting="same_kind", where=True):
+    if not isinstance(dst, Box):
+        raise TypeError(
+            "writing a derivative-carrying value into a plain array (np.copyto, np.full_like(plain, "
+            "traced), plain[...] = traced, plain.fill(traced)) would drop its derivative; build the "
+            "array from traced values instead, e.g. np.full_like(traced_x, v), np.broadcast_to(v, shape) "
+            "or np.where(mask, v, plain)")
+    raise TypeError(f"{type(dst).__name__} values are immutable; build the array with np.where, "
+                    "np.concatenate or np.pad instead of writing into it")
+
+
 def sort(a, axis=-1, kind=None, order=None):
     return take_along_axis(a, np.argsort(primal_value(a), axis=axis, kind=kind), axis)
 
@@ -482,11 +539,64 @@ def slogdet(a):
 
 
 def det(a):
-    sign_, logdet = slogdet(a)
-    return sign_ * exp(logdet)
+    return P.det(a)
+
+
+def _keep(r, x, axes, keepdims):
+    if not keepdims:
+        return r
+    return reshape(r, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
+
+
+def _vector_norm(x, ord, axis):
+    if ord is None or ord == 2:
+        return sqrt(sum(x * x, axis=axis))
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order {ord!r} for vectors")
+    if ord == np.inf:
+        return max(abs(x), axis=axis)
+    if ord == -np.inf:
+        return min(abs(x), axis=axis)
+    if ord == 0:  # the number of nonzeros: piecewise constant, derivative 0
+        return np.linalg.norm(primal_value(x), 0, axis=axis)
+    if ord == 1:
+        return sum(abs(x), axis=axis)
+    return sum(abs(x) ** ord, axis=axis) ** (1.0 / ord)
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    if ord not in (None, 2, "fro") or (ord == 2 and (axis is None and _ndim(x) != 1)):
-        raise NotImplementedError(f"differentiable norm supports the 2-norm and Frobenius norm, not ord={ord!r}")
-    return sqrt(sum(x * x, axis=axis, keepdims=keepdims))
+    """np.linalg.norm.  Vector norms: any ord; matrix norms: 'fro', 1, -1, inf,
+    -inf.  The matrix 2-norm, -2 and 'nuc' need singular values and raise
+    NotImplementedError (they never fall back to another norm)."""
+    nd = _ndim(x)
+    if axis is None:
+        if ord is None:  # the 2-norm of the flattened array, whatever its rank
+            r = sqrt(sum(x * x))
+            return reshape(r, (1,) * nd) if keepdims else r
+        if nd not in (1, 2):
+            raise ValueError("Improper number of dimensions to norm.")
+        axis = tuple(range(nd))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(normalize_axes(a, nd)[0] for a in axes)
+    if len(axes) == 1:
+        return _keep(_vector_norm(x, ord, axes[0]), x, axes, keepdims)
+    if len(axes) != 2:
+        raise ValueError("Improper number of dimensions to norm.")
+    row, col = axes
+    if row == col:
+        raise ValueError("Duplicate axes given.")
+    if ord is None or ord == "fro":
+        r = sqrt(sum(x * x, axis=axes))
+    elif ord in (1, -1):
+        ext = max if ord == 1 else min
+        r = ext(sum(abs(x), axis=row), axis=col - (col > row))
+    elif ord in (np.inf, -np.inf):
+        ext = max if ord == np.inf else min
+        r = ext(sum(abs(x), axis=col), axis=row - (row > col))
+    elif ord in (2, -2, "nuc"):
+        raise NotImplementedError(
+            f"np.linalg.norm with ord={ord!r} on a matrix needs its singular values, which have no "
+            "derivative rule yet; use ord='fro', 1 or inf, or apply it to .primal for a constant")
+    else:
+        raise ValueError(f"Invalid norm order {ord!r} for matrices")
+    return _keep(r, x, axes, keepdims)

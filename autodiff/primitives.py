@@ -52,6 +52,7 @@ arctanh = primitive("arctanh", np.arctanh)
 abs = primitive("abs", np.abs)
 where = primitive("where", np.where)  # (cond, x, y); cond is a plain boolean array
 cast = primitive("cast", lambda x, dtype: x.astype(dtype))
+copy = primitive("copy", np.copy)  # a fresh array: what x.copy() and copy.deepcopy(x) give
 
 # zero-derivative operations: they act on the primal and return plain arrays
 sign = primitive("sign", np.sign, nondiff=True)
@@ -120,6 +121,38 @@ einsum = primitive("einsum", lambda *xs, subscripts: np.einsum(subscripts, *xs, 
 
 # -- linear algebra (matrices in the last two axes) -------------------------------------
 solve = primitive("solve", np.linalg.solve)  # b is (..., n, k): vector b is handled in ops
-inv = primitive("inv", np.linalg.inv)
+
+
+def _inv(a, strict=True):
+    """numpy's inverse; with ``strict=False`` (derivative rules) a singular
+    matrix gives inf/nan entries instead of LinAlgError, as 1/0 does."""
+    if strict:
+        return np.linalg.inv(a)
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        u, s, vt = np.linalg.svd(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.matmul(np.swapaxes(vt, -1, -2) / s[..., None, :], np.swapaxes(u, -1, -2))
+
+
+def _adjugate(a):
+    """adj(A) = det(A) A^-1, defined for every square A (singular included):
+    with A = U S V^T, adj(A) = det(U) det(V) V adj(S) U^T, where adj(S) is
+    diagonal with the products of all singular values but one."""
+    if a.shape[-1] == 1:
+        return np.ones_like(a)
+    u, s, vt = np.linalg.svd(a)
+    ones = np.ones_like(s[..., :1])
+    before = np.cumprod(np.concatenate([ones, s[..., :-1]], axis=-1), axis=-1)
+    after = np.cumprod(np.concatenate([ones, s[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    sign = np.linalg.det(u) * np.linalg.det(vt)
+    return sign[..., None, None] * np.matmul(np.swapaxes(vt, -1, -2) * (before * after)[..., None, :],
+                                             np.swapaxes(u, -1, -2))
+
+
+inv = primitive("inv", _inv)
+det = primitive("det", np.linalg.det)
+adjugate = primitive("adjugate", _adjugate)
 logabsdet = primitive("logabsdet", lambda a: np.linalg.slogdet(a)[1])
 cholesky = primitive("cholesky", np.linalg.cholesky)

@@ -10,7 +10,7 @@ with it.
 """
 from __future__ import annotations
 
-from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype
+from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype, refuse_complex
 
 
 class Node:
@@ -49,7 +49,7 @@ class ReverseTrace(Trace):
                 weak = weak or is_weak(a.value)
             else:
                 vals.append(a)
-        ans = prim(*vals, **params)
+        ans = refuse_complex(prim(*vals, **params), prim)
         out = keep_weak(ans, vals) if weak else ans  # see core.is_weak
         if weak:
             vals = [as_rule_arg(v) if is_var_of(a, self) else v for a, v in zip(args, vals)]

@@ -237,18 +237,29 @@ def test_integer_inputs_to_grad_raise(x):
             dual(x, np.zeros(np.shape(x)))
 
 
-def test_integer_and_bool_leaves_in_jvp_get_no_tangent(rng):
+def test_integer_and_bool_leaves_in_jvp(rng):
+    """Integer and boolean arrays carry no tangent: a zero tangent is accepted,
+    a nonzero one raises (it would be dropped).  A Python int is a number and
+    is promoted to float, as `dual` does."""
     x = rng.standard_normal(2)
     n = np.array([1, 2])
     f = lambda x, n, b, k: x * n + (1.0 if b else 0.0) * k
-    out, t = jvp(f, (x, n, True, 3), (np.ones(2), np.array([5, 5]), False, 7))
+    out, t = jvp(f, (x, n, True, 3), (np.ones(2), np.array([0, 0]), False, 7))
     np.testing.assert_array_equal(out, x * n + 3)
-    np.testing.assert_array_equal(t, n.astype(float))  # the integer tangents [5, 5] and 7 are ignored
+    np.testing.assert_array_equal(t, n + 7.0)  # the Python int 3 got its tangent 7
     out, t = jvp(lambda p: p["x"] * p["i"], ({"x": x, "i": 4},), ({"x": np.ones(2), "i": 9},))
-    np.testing.assert_array_equal(t, np.full(2, 4.0))
-    # jvp of a function of integers alone: zero tangent, not an error
-    out, t = jvp(lambda n: n * 2, (n,), (n,))
+    np.testing.assert_array_equal(t, 4.0 + 9.0 * x)
+    with pytest.raises(TypeError, match="integer or boolean primal"):
+        jvp(f, (x, n, True, 3), (np.ones(2), np.array([5, 5]), False, 7))
+    with pytest.raises(TypeError, match="integer or boolean primal"):
+        jvp(lambda b: b * 2.0, (np.array([True, False]),), (np.array([True, False]),))
+    # jvp of a function of integers alone, with zero tangents: zero tangent, not an error
+    out, t = jvp(lambda n: n * 2, (n,), (np.zeros(2, dtype=int),))
     np.testing.assert_array_equal(t, np.zeros(2))
+
+
+def test_jvp_promotes_a_python_int_primal():
+    assert jvp(lambda lr: lr * 2.0, (1,), (1.0,)) == (2.0, 2.0)
 
 
 def test_grad_with_integer_argument_not_in_argnums(rng):

@@ -14,6 +14,7 @@ tested: a deliberately wrong rule must make it fail.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -213,6 +214,9 @@ _F32 = dict(eps=1e-2, atol=1e-4, rtol=1e-4)
 for _s in [(), (2,), (3, 2)]:
     case("cast", f"f32->f64->f32-{sid(_s)}", lambda x: x.astype(np.float64).astype(np.float32),
          lambda s=_s: np.random.standard_normal(s).astype(np.float32), **_F32)
+case("copy", "3x2", np.copy, normal((3, 2)))
+case("copy", "method-0d", lambda x: x.copy() * 2.0, normal(()))
+case("copy", "deepcopy", lambda x: copy.deepcopy(x) ** 2, normal((2, 3)))
 case("cast", "f64->f32->f64-fwd", lambda x: x.astype(np.float32).astype(np.float64), normal((3, 2)),
      modes=("fwd",), **_F32)
 case("cast", "f64->f32->f64-rev", lambda x: x.astype(np.float32).astype(np.float64), normal((3, 2)),
@@ -374,6 +378,14 @@ for _s in [(2, 2), (3, 3), (2, 3, 3)]:
     case("inv", sid(_s), np.linalg.inv, nonsingular(_s))
     case("logabsdet", sid(_s), lambda a: np.linalg.slogdet(a)[1], nonsingular(_s))
     case("cholesky", sid(_s), np.linalg.cholesky, spd(_s))
+for _s in [(1, 1), (2, 2), (3, 3), (2, 3, 3), (4, 4)]:
+    case("det", sid(_s), np.linalg.det, normal(_s))
+    case("adjugate", sid(_s), lambda a: P.adjugate(a), normal(_s))
+for _id, _a in [("rank1-2x2", [[1.0, 2.0], [2.0, 4.0]]), ("zero-1x1", [[0.0]]),
+                ("rank2-3x3", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+                ("rank1-3x3", np.outer([1.0, 2.0, -1.0], [0.5, -1.0, 2.0])), ("zero-3x3", np.zeros((3, 3)))]:
+    case("det", "singular-" + _id, np.linalg.det, fixed(_a))
+    case("adjugate", "singular-" + _id, lambda a: P.adjugate(a), fixed(_a))
 case("logabsdet", "negative-det", lambda a: np.linalg.slogdet(a)[1], nonsingular((3, 3), negate_row=True))
 case("cholesky", "of-symmetrized", lambda a: np.linalg.cholesky(0.5 * (a + a.T)), spd((3, 3)))
 

@@ -1,14 +1,28 @@
 """Elementwise rules: arithmetic, transcendental functions, maximum/minimum, where."""
 import math
 
+import numpy as np
+
 from .. import primitives as P
-from .base import MINUS_ONE, ONE, constant, defelementwise, defjvp, defvjp, fill_out, lift, unbroadcast, shape_of
+from .base import (MINUS_ONE, ONE, constant, defelementwise, defjvp, deflinear, defvjp, fill_out, lift,
+                   shape_of, unbroadcast)
 
 defelementwise(P.add, ONE, ONE)
 defelementwise(P.sub, ONE, MINUS_ONE)
 defelementwise(P.neg, MINUS_ONE)
 defelementwise(P.mul, lambda ans, x, y: y, lambda ans, x, y: x)
-defelementwise(P.div, lambda ans, x, y: 1.0 / y, lambda ans, x, y: -ans / y)
+
+
+def _reciprocal(y):
+    """1 / y; a Python number stays one, and 1 / 0 is inf as in numpy (the primal
+    already warned), not ZeroDivisionError."""
+    if type(y) in (int, float):
+        with np.errstate(divide="ignore"):
+            return float(np.divide(1.0, y))
+    return 1.0 / y
+
+
+defelementwise(P.div, lambda ans, x, y: _reciprocal(y), lambda ans, x, y: -ans / y)
 
 
 def _dpow_dx(ans, x, y):
@@ -82,5 +96,6 @@ def _where_vjp(branch, i):
 defjvp(P.where, None, _where_jvp(True), _where_jvp(False))
 defvjp(P.where, None, _where_vjp(True, 1), _where_vjp(False, 2))
 
+deflinear(P.copy, lambda t, ans, x: P.copy(t), lambda g, ans, x: g)
 defjvp(P.cast, lambda t, ans, x, dtype: P.cast(t, dtype=dtype))
 defvjp(P.cast, lambda g, ans, x, dtype: P.cast(g, dtype=x.dtype))
