@@ -292,7 +292,7 @@ def _run_online(setup, method: str, lr: float, momentum: float, hyper_lr, mu, pr
             bar = tqdm(total=setup.steps, desc=method, unit="step", leave=False, mininterval=0.5)
         for t in range(setup.steps):
             x, y = setup.batch(t)
-            opt.step(grad(setup.model.loss)(opt.params, x, y))
+            opt.step(grad(setup.loss)(opt.params, x, y))
             lrs.append(float(np.mean(opt.lr)))
             if bar is not None:
                 bar.update(1)

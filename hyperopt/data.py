@@ -32,6 +32,8 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from ._checks import float_dtype
+
 __all__ = [
     "Dataset", "Split", "Batcher", "digits", "synthetic_classification",
     "synthetic_regression", "text", "load_corpus", "corpus_vocab", "encode",
@@ -158,6 +160,7 @@ def digits(seed: int = 0, images: bool = False, dtype: Any = np.float64,
     from sklearn.datasets import load_digits
 
     seed = _seed(seed)
+    dtype = float_dtype(dtype, "digits: dtype")
     d = load_digits()
     x = (np.asarray(d.data, dtype=np.float64) / 16.0).astype(dtype)
     if images:
@@ -181,6 +184,7 @@ def synthetic_classification(n: int = 1000, n_features: int = 20, n_classes: int
     n, n_features, n_classes = (_positive_int(k, v) for k, v in
                                 (("n", n), ("n_features", n_features), ("n_classes", n_classes)))
     seed = _seed(seed)
+    dtype = float_dtype(dtype, "synthetic_classification: dtype")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     if n_informative is None:
@@ -210,6 +214,7 @@ def synthetic_regression(n: int = 1000, n_features: int = 20, noise: float = 0.1
     """
     n, n_features = _positive_int("n", n), _positive_int("n_features", n_features)
     seed = _seed(seed)
+    dtype = float_dtype(dtype, "synthetic_regression: dtype")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a non-negative finite number, got {noise!r}")
     from sklearn.datasets import make_regression

@@ -55,6 +55,10 @@ Differences from the reference implementations of the paper
   multiplicative one.  So one step changes α by at most ``β c`` (additive) or
   by a factor within ``[1 - β c, 1 + β c]`` (multiplicative).
 * ``lr_bounds=(lo, hi)`` clamps α after each update (``0 ≤ lo ≤ hi``).
+* ``eps=0`` is accepted (as in torch), but a step where a coordinate's
+  second moment is exactly 0 (its gradient has been 0 so far) would be 0/0
+  in Adam-HD's direction: it raises FloatingPointError naming eps, and
+  nothing changes, instead of silently making the parameters nan.
 * An α that becomes negative or non-finite raises a `LearningRateWarning`
   (``on_invalid_lr="warn"``, the default; the step still uses that α), a
   ValueError (``"raise"``; the optimizer is left as it was before the step),
@@ -75,7 +79,7 @@ import numpy as np
 
 from autodiff.tree import tree_flatten, tree_map, tree_structure, tree_unflatten
 
-from .optim import flatten_matching
+from .optim import _ZeroDenominator, check_denominator, flatten_matching
 
 __all__ = ["LearningRateWarning", "SGDHDState", "AdamHDState", "sgdhd_init", "sgdhd_update",
            "adamhd_init", "adamhd_update", "SGDHD", "SGDNHD", "AdamHD"]
@@ -274,7 +278,16 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
     bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
     m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(tree_flatten(state.exp_avg)[0], g_leaves)]
     v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(tree_flatten(state.exp_avg_sq)[0], g_leaves)]
-    d = [(mi / bc1) / (np.sqrt(vi / bc2) + eps) for mi, vi in zip(m, v)]
+    denoms = [np.sqrt(vi / bc2) + eps for vi in v]
+    for i, den in enumerate(denoms):
+        try:
+            check_denominator(den, eps)
+        except _ZeroDenominator:  # 0/0 would make the parameters nan, blamed on the next step
+            raise FloatingPointError(
+                f"AdamHD: eps={eps!r} with a zero second-moment estimate (a gradient entry that "
+                f"has been exactly 0 so far) gives 0/0 in the update of parameter leaf {i} at "
+                f"step {t}; use eps > 0 (the default is 1e-08). Nothing was updated") from None
+    d = [(mi / bc1) / den for mi, den in zip(m, denoms)]
     new_params = tree_unflatten(treedef, [p - lr * di for p, di in zip(p_leaves, d)])
     return new_params, AdamHDState(lr=lr, hypergrad=h, direction=tree_unflatten(treedef, d),
                                    exp_avg=tree_unflatten(treedef, m),

@@ -47,6 +47,7 @@ from autodiff.jit import RecordError
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
+from ._checks import float_dtype, scalar_loss
 from .optim import Optimizer
 
 __all__ = ["Setup", "Hypergradient", "HypergradientError", "hypergradient", "EXTRA_CONSTRAINTS",
@@ -97,6 +98,9 @@ class Setup:
     the step cannot be recorded).  ``check_every`` steps, the tangents are
     checked: a non-finite value or a tangent norm above
     ``max_tangent_norm`` raises `HypergradientError` naming the step.
+    ``dtype`` (float32 or float64) is the dtype of the parameters and inputs;
+    ``model.loss`` must return one number (shape (), or (1,) taken as that
+    number).
     """
 
     model: Any
@@ -118,7 +122,7 @@ class Setup:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        self.dtype = np.dtype(self.dtype)
+        self.dtype = float_dtype(self.dtype, "dtype")
         train = self.data.train
         self.batcher = Batcher(len(train.x), self.batch_size, seed=self.seed)
         self._train_x = np.asarray(train.x, dtype=self.dtype) if np.issubdtype(
@@ -161,9 +165,15 @@ class Setup:
     def init(self, hparams: dict):
         return self.model.init(seed=self.init_seed, scale=hparams["init_scale"], dtype=self.dtype)
 
+    def loss(self, params, x, y, *label_smoothing):
+        """``model.loss(params, x, y, *label_smoothing)`` as a 0-d value (`scalar_loss`):
+        a single-element loss is reshaped to (), any other shape raises ValueError."""
+        return scalar_loss(self.model.loss(params, x, y, *label_smoothing),
+                           f"model.loss ({type(self.model).__name__}.loss)")
+
     def _raw_step(self, params, state, opt_h, smoothing, x, y, weights=None):
         if weights is None:
-            g = grad(self.model.loss)(params, x, y, smoothing)
+            g = grad(self.loss)(params, x, y, smoothing)
         else:
             g = grad(self._weighted_loss)(params, x, y, smoothing, weights)
         return self.optimizer.update(g, state, params, opt_h)
@@ -203,20 +213,24 @@ class Setup:
         if use_jit:
             state = _as_step_array(state)
         step = self._stepper(use_jit)
+        guard = use_jit and self._eps_at_zero(opt_h)
         bar = _progress(self.steps - t0, "training steps", progress)
         weights = h["example_weights"]
         for t in range(t0, self.steps):
             idx = self.batcher.indices(t)
             x, y = self._train_x[idx], self._train_y[idx]
             extra = () if weights is None else (weights[idx],)
+            args = (params, state, opt_h, smoothing, x, y, *extra)
             try:
-                params, state = step(params, state, opt_h, smoothing, x, y, *extra)
+                params, state = step(*args)
             except RecordError as e:  # a step jit cannot record: run it eagerly from now on
                 import warnings
                 warnings.warn(f"jit could not record the training step ({e}); running eagerly",
                               RuntimeWarning, stacklevel=2)
                 step = self._steppers["jit"] = self._raw_step
-                params, state = step(params, state, opt_h, smoothing, x, y, *extra)
+                params, state = step(*args)
+            if guard:
+                self._explain_nonfinite(params, args)
             if self.check_every and ((t + 1) % self.check_every == 0 or t + 1 == self.steps):
                 self.check_finite(params, t + 1)
             if callback is not None:
@@ -226,6 +240,22 @@ class Setup:
         if bar is not None:
             bar.close()
         return params
+
+    @staticmethod
+    def _eps_at_zero(opt_h: dict) -> bool:
+        """Whether the optimizer's eps is 0 (somewhere): its 0/0 check cannot run inside
+        a jit-ed step, so such runs are checked after every step (`_explain_nonfinite`)."""
+        return "eps" in opt_h and any(np.any(np.asarray(primal_value(e)) <= 0)
+                                      for e in tree_leaves(opt_h["eps"]))
+
+    def _explain_nonfinite(self, new_params, args) -> None:
+        """If a jit-ed step made the parameters non-finite, run it again eagerly on
+        its inputs ``args``, where the optimizer raises the FloatingPointError that
+        names the cause (eps=0 on a zero second moment) at this step."""
+        if all(np.all(np.isfinite(primal_value(p))) for p in tree_leaves(new_params)):
+            return
+        with np.errstate(all="ignore"):
+            self._raw_step(*args)
 
     def check_finite(self, params, t: int) -> None:
         """Raise `HypergradientError` if the parameters or their tangents are not
@@ -258,10 +288,10 @@ class Setup:
             # replayed like the training step (tape values, in reverse mode, cannot be)
             key = ("loss", split)
             if key not in self._steppers:
-                self._steppers[key] = _jit(lambda p, x, y: self.model.loss(p, x, y))
+                self._steppers[key] = _jit(lambda p, x, y: self.loss(p, x, y))
             loss = self._steppers[key](params, x, d.y)
         else:
-            loss = self.model.loss(params, x, d.y)
+            loss = self.loss(params, x, d.y)
         acc = self.model.accuracy(tree_map(primal_value, params), x, d.y)
         return loss, float(acc)
 

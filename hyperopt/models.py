@@ -11,7 +11,8 @@ optimizers in `hyperopt.optim` update them.
 * ``init(seed=0, scale=1.0, dtype=np.float64)``: the standard initialization
   (weights N(0, 1) / sqrt(fan_in), times sqrt(2) before a relu; biases zero),
   with every weight multiplied by ``scale`` by plain arithmetic, so the init
-  scale can be a hyperparameter with a tangent attached.
+  scale can be a hyperparameter with a tangent attached.  ``dtype`` is
+  float32 or float64 (anything else raises ValueError).
 * ``apply(params, x)``: logits.
 * ``loss(params, x, y, label_smoothing=0.0)``: mean softmax cross-entropy
   against integer labels (`autodiff.nn.softmax_cross_entropy`).
@@ -27,6 +28,8 @@ import numpy as np
 from autodiff import nn
 from autodiff.core import primal_value
 from autodiff.tree import tree_leaves
+
+from ._checks import float_dtype
 
 __all__ = ["Model", "LogisticRegression", "MLP", "CNN", "CharLSTM", "get_model", "MODELS"]
 
@@ -83,6 +86,7 @@ class LogisticRegression(Model):
         self.n_in, self.n_classes = n_in, n_classes
 
     def init(self, seed: int = 0, scale=1.0, dtype=np.float64) -> dict:
+        dtype = float_dtype(dtype, f"{type(self).__name__}.init: dtype")
         rng = np.random.default_rng(seed)
         return {"w": _weight(rng, (self.n_in, self.n_classes), self.n_in, dtype, scale),
                 "b": np.zeros(self.n_classes, dtype)}
@@ -110,6 +114,7 @@ class MLP(Model):
         self.sizes, self.activation = sizes, activation
 
     def init(self, seed: int = 0, scale=1.0, dtype=np.float64) -> dict:
+        dtype = float_dtype(dtype, f"{type(self).__name__}.init: dtype")
         rng = np.random.default_rng(seed)
         gain = _ACTIVATIONS[self.activation][1]
         params = {}
@@ -147,6 +152,7 @@ class CNN(Model):
         self._n_flat = channels * (H // pool) * (W // pool)
 
     def init(self, seed: int = 0, scale=1.0, dtype=np.float64) -> dict:
+        dtype = float_dtype(dtype, f"{type(self).__name__}.init: dtype")
         rng = np.random.default_rng(seed)
         C, k = self.in_shape[0], self.kernel
         return {"conv_w": _weight(rng, (self.channels, C, k, k), C * k * k, dtype, scale),
@@ -180,6 +186,7 @@ class CharLSTM(Model):
         self.vocab_size, self.embed, self.hidden = vocab_size, embed, hidden
 
     def init(self, seed: int = 0, scale=1.0, dtype=np.float64) -> dict:
+        dtype = float_dtype(dtype, f"{type(self).__name__}.init: dtype")
         rng = np.random.default_rng(seed)
         V, E, H = self.vocab_size, self.embed, self.hidden
         return {"embed": _weight(rng, (V, E), 1, dtype, scale),

@@ -160,7 +160,9 @@ class Online:
              for x, b in zip(s_leaves, is_buf)]
         n_params = len(tree_leaves(params))
         step = setup._stepper(setup.jit)
-        loss_fn = setup.model.loss
+        guard = setup.jit and setup._eps_at_zero(setup.optimizer.resolve(
+            {k: self.h[k] for k in setup.optimizer.defaults}))
+        loss_fn = setup.loss  # model.loss, reduced to a 0-d value (or a clear ValueError)
         val_vg = value_and_grad(lambda p, x, y: loss_fn(p, x, y))
         # adaptive mu needs the step's training gradient at the primal parameters
         train_grad = grad(loss_fn)
@@ -189,6 +191,8 @@ class Online:
             g_train = train_grad(tree_map(primal_value, p_in), x, y, primal_value(
                 hd["label_smoothing"])) if self.adaptive_mu else None
             p_out, st_out = step(p_in, st_in, opt_h, hd["label_smoothing"], x, y)
+            if guard:
+                setup._explain_nonfinite(p_out, (p_in, st_in, opt_h, hd["label_smoothing"], x, y))
             out = tree_leaves((p_out, st_out))
             s_leaves = [o.primal if isinstance(o, Dual) else o for o in out]
             Z = [(primal_value(o.tangents) if isinstance(o, Dual) else

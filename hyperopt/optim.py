@@ -38,7 +38,12 @@ the transforms of `hyperopt.transforms`:
 Second-moment square roots use `safe_sqrt`: the same values as ``np.sqrt``,
 but a zero derivative (instead of 0/0 = nan) where the moment is exactly 0,
 e.g. for a weight whose gradient is always 0.  Without it one dead weight
-would turn every hypergradient into nan.
+would turn every hypergradient into nan.  With ``eps=0`` such a weight's
+update itself is 0/0: where torch returns nan parameters (and the next step
+gets the blame), ``update`` raises FloatingPointError naming eps, the
+optimizer, the parameter leaf and the step (`check_denominator`; values being
+recorded by `autodiff.jit` cannot be looked at, so `hypergrad.Setup` checks
+such runs after each step).
 """
 from __future__ import annotations
 
@@ -95,6 +100,40 @@ def safe_sqrt(x):
 
 def _zeros(p):
     return np.zeros_like(stop_gradient(p))
+
+
+class _ZeroDenominator(FloatingPointError):
+    """Raised by `check_denominator`; `Optimizer.update` names the optimizer and leaf."""
+
+
+def _concrete(x) -> bool:
+    """A plain number or array (not a value being recorded by `autodiff.jit`)."""
+    return isinstance(x, (np.ndarray, np.generic, float, int))
+
+
+def check_denominator(denom, eps, where=None) -> None:
+    """Raise `_ZeroDenominator` if ``denom`` (``sqrt(second moment) + eps``) has an
+    entry that is exactly 0 (where ``where`` holds, if given).
+
+    That happens only with ``eps <= 0`` (the constructors accept 0, as torch
+    does) on a second moment that is 0, i.e. a gradient entry that has been
+    exactly 0 so far (a dead unit, an unused input), and it would turn the
+    parameter into 0/0 = nan (or x/0 = inf) silently, to be blamed on a later
+    step.  Checked on primal values, and only when they are concrete: a step
+    being recorded by `autodiff.jit` cannot look at its values
+    (`hypergrad.Setup.train` checks such runs step by step when eps is 0).
+    """
+    e = stop_gradient(eps)
+    if (type(e) is float and e > 0) or not _concrete(e) or np.all(np.asarray(e) > 0):
+        return
+    d = stop_gradient(denom)
+    if not _concrete(d):
+        return
+    zero = np.asarray(d) == 0
+    if where is not None:
+        zero = zero & np.asarray(stop_gradient(where), dtype=bool)
+    if np.any(zero):
+        raise _ZeroDenominator(_fmt(eps))
 
 
 def _is_tree(value) -> bool:
@@ -166,6 +205,9 @@ class Optimizer:
     constraints: dict = {}
     State: type = NamedTuple
     _arg_defaults: dict = {}
+    # what eps is added to the square root of, for messages
+    _second_moment: str = ("second-moment estimate (a gradient entry that has been exactly 0 "
+                           "so far)")
 
     def __init__(self, defaults: dict, args: dict, optimizer: "Optimizer | None" = None):
         self.defaults = dict(defaults)
@@ -195,7 +237,14 @@ class Optimizer:
         new_b = {f: [] for f in fields if bufs[f] is not None}
         for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
             b = {f: bufs[f][i] for f in new_b}
-            p, b = self._leaf(p, g, b, {k: v[i] for k, v in h_leaves.items()}, t)
+            try:
+                p, b = self._leaf(p, g, b, {k: v[i] for k, v in h_leaves.items()}, t)
+            except _ZeroDenominator as e:
+                raise FloatingPointError(
+                    f"{type(self).__name__}: eps={e} with a zero {self._second_moment} gives 0/0 "
+                    f"in the update of parameter leaf {i} at step {stop_gradient(t)}; use eps > 0 "
+                    f"(the default is {self._arg_defaults.get('eps', 1e-8)!r}). Nothing was "
+                    "updated") from None
             new_p.append(p)
             for f in new_b:
                 new_b[f].append(b[f])
@@ -365,6 +414,7 @@ class Adam(Optimizer):
             v = out["max_exp_avg_sq"] = np.maximum(bufs["max_exp_avg_sq"], v)
         bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
         denom = safe_sqrt(v) / bc2 ** 0.5 + h["eps"]
+        check_denominator(denom, h["eps"])
         return p - (lr / bc1) * (m / denom), out
 
 
@@ -452,7 +502,10 @@ class RAdam(Optimizer):
             if not isinstance(adaptive, (bool, np.bool_)):  # elementwise: keep the other side finite
                 rt, ri = np.where(adaptive, rho_t, 5.0), np.where(adaptive, rho_inf, 6.0)
             r = ((rt - 4) * (rt - 2) * ri / ((ri - 4) * (ri - 2) * rt)) ** 0.5
-            return decayed - (lr * r * bc2 ** 0.5 / bc1) * (m / (safe_sqrt(v) + eps))
+            denom = safe_sqrt(v) + eps
+            check_denominator(denom, eps, None if isinstance(adaptive, (bool, np.bool_))
+                              else adaptive)
+            return decayed - (lr * r * bc2 ** 0.5 / bc1) * (m / denom)
 
         def unadapted():
             return decayed - (lr / bc1) * m if self.degenerated_to_sgd else p
@@ -515,7 +568,9 @@ class RMSprop(Optimizer):
         if self.centered:
             a = out["grad_avg"] = alpha * bufs["grad_avg"] + (1 - alpha) * g
             v = v - a * a
-        b = h["momentum"] * bufs["momentum_buffer"] + g / (safe_sqrt(v) + h["eps"])
+        denom = safe_sqrt(v) + h["eps"]
+        check_denominator(denom, h["eps"])
+        b = h["momentum"] * bufs["momentum_buffer"] + g / denom
         out["momentum_buffer"] = b
         return p - h["lr"] * b, out
 
@@ -541,6 +596,8 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
+    _second_moment = ("sum of squared gradients (a gradient entry that has been exactly 0 so "
+                      "far, and initial_accumulator_value=0)")
     constraints = {"lr": "positive", "lr_decay": "nonnegative", "weight_decay": "nonnegative",
                    "initial_accumulator_value": "nonnegative", "eps": "positive"}
     State = AdagradState
@@ -562,4 +619,6 @@ class Adagrad(Optimizer):
         g = g + h["weight_decay"] * p
         clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
         s = bufs["sum"] + g * g
-        return p - clr * (g / (safe_sqrt(h["initial_accumulator_value"] + s) + h["eps"])), {"sum": s}
+        denom = safe_sqrt(h["initial_accumulator_value"] + s) + h["eps"]
+        check_denominator(denom, h["eps"])
+        return p - clr * (g / denom), {"sum": s}

@@ -91,6 +91,7 @@ from autodiff.dual import Dual, ForwardTrace
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
+from ._checks import scalar_loss
 from .hd import LearningRateWarning
 from .optim import Optimizer, _fmt, check_range, flatten_matching
 
@@ -571,6 +572,17 @@ class _Stateful:
                                 np.array(d["hypergrad"], copy=True), int(d["count"]))
 
 
+def _scalar_loss_fn(loss_fn):
+    """``loss_fn`` with its value reduced to shape () when it has one element; a
+    ValueError naming ``loss_fn`` and the shape otherwise (rather than grad's
+    TypeError from deep inside the step)."""
+    name = getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
+
+    def scalar(*args, **kwargs):
+        return scalar_loss(loss_fn(*args, **kwargs), f"Tower.step: loss_fn ({name})")
+    return scalar
+
+
 class Tower(_Stateful):
     """Train a model with a hyperoptimizer tower.
 
@@ -619,8 +631,11 @@ class Tower(_Stateful):
         return self.spec.height
 
     def step(self, loss_fn, *args, **kwargs) -> float:
-        """One training step on ``loss_fn(params, *args, **kwargs)``; returns the loss."""
-        loss, g = value_and_grad(loss_fn)(self.state.params, *args, **kwargs)
+        """One training step on ``loss_fn(params, *args, **kwargs)``; returns the loss.
+
+        ``loss_fn`` must return one number: shape (), or (1,) / (1, 1) (taken
+        as that number); any other shape raises ValueError."""
+        loss, g = value_and_grad(_scalar_loss_fn(loss_fn))(self.state.params, *args, **kwargs)
         loss = float(np.asarray(stop_gradient(loss)).reshape(()))
         self._commit(g, stacklevel=2)
         if self.losses is not None:
