@@ -222,6 +222,17 @@ class Box:
     item = _refuse(".item()", "use .primal or autodiff.stop_gradient(x)")
     tolist = _refuse(".tolist()", "use .primal or autodiff.stop_gradient(x)")
 
+    def __format__(self, spec):
+        """``f"{loss:.3f}"`` formats the primal number: printing drops nothing
+        from the computation.  A format spec on an array is numpy's error, with the fix."""
+        v = primal_value(self)
+        if not spec:
+            return str(self)
+        if np.ndim(v) == 0:
+            return format(v.item() if hasattr(v, "item") else v, spec)
+        raise TypeError(f"format spec {spec!r} on a {type(self).__name__} of shape {np.shape(v)}: "
+                        "format its elements, or np.array2string(x.primal, ...) for the values")
+
     def __setitem__(self, idx, value):
         raise TypeError(
             f"{type(self).__name__} values are immutable; build the array with np.where, "

@@ -289,3 +289,14 @@ def test_ndarray_methods_take_numpys_keywords():
              + x.mean(axis=0, keepdims=True).sum() + x.max(axis=1).sum())(x)
     np.testing.assert_allclose(g, central(lambda x: x.sum() * 2 + x.mean(axis=0).sum() + x.max(axis=1).sum(), x),
                                atol=1e-6)
+
+
+def test_format_spec_formats_the_primal_number():
+    d = dual(0.123456, 1.0)
+    assert f"{d:.3f}" == "0.123" and f"{d:8.2e}" == "1.23e-01"
+    seen = []
+    grad(lambda x: (seen.append(f"{x:.2f}"), x * 2.0)[1])(3.0)
+    assert seen == ["3.00"]
+    assert f"{d}" == str(d)
+    with pytest.raises(TypeError, match="format its elements"):
+        f"{dual(np.ones(2), np.ones(2)):.3f}"
