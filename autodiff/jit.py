@@ -18,14 +18,43 @@ Rules for the recorded function, checked where possible:
 * Python scalars and other non-array inputs are static: a new value records a
   new program (so pass a changing learning rate as an array or a Dual).
   numpy scalars (``np.float64(0.1)``) are inputs, like 0-d arrays.
+* Writing a recorded value into a plain numpy array made inside the function
+  (``z = np.zeros(3); z += x``, ``np.add(z, x, out=z)``, ``np.add.at(z, i, x)``,
+  ``np.copyto(z, x)``) raises a RecordError: the function keeps its own
+  reference to ``z``, which the recording cannot follow.  Allocate the buffer
+  from an input (``z = np.zeros_like(x)``, which is recorded) or write
+  ``z = z + x``.  Plain values written into plain arrays are fine.
+* Shapes that depend on array values (``x[x > 0]``, ``np.nonzero``,
+  ``np.unique``, one-argument ``np.where``, ...) and numpy integers used as
+  slice bounds (``x[:n]`` with ``n = np.int64(2)``) are guarded, and so are the
+  Python bools and ints numpy functions return (``np.allclose``): the replay
+  checks the shape (or the value) right after computing it, and when
+  it differs from the recording, the function is recorded again on the new
+  inputs (the new program replaces the old one).  If the failing check comes
+  after an in-place write that may have reached the caller's arrays, running
+  the function again would apply that write twice, so that raises a
+  RecordError instead.
+* Each jit-ed function keeps at most ``max_programs`` programs (32 by
+  default; least recently used first out), and warns once (UserWarning) when
+  it has been recorded ``_WARN_AFTER`` (8) times for arguments of the same
+  shapes, naming what keeps changing: usually a Python scalar argument with a
+  new value each call (pass it as a numpy scalar or a 0-d array to make it an
+  input), or a guarded shape, slice bound or value.  (New shapes, dtypes or
+  Dual structures are new signatures and do not count.)
 * The tags of Duals in the outputs must be tags of Duals in the inputs, so
   a `jit`-ed step composes with an outer `jvp` (its Duals come back with the
   caller's tag).
+
+The call that records returns the values computed while recording (so a
+function that writes into its inputs applies each write once); later calls
+run the compiled replay.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import operator
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -39,7 +68,55 @@ class RecordError(TypeError):
     """An operation that would let an array value escape a recording."""
 
 
+class _Stale(Exception):
+    """Raised by a replay whose guard failed: ``guard`` numbers the guard in
+    ``replay.guards``, ``value`` is what it saw."""
+
+    def __init__(self, guard: int, value):
+        super().__init__(guard)
+        self.guard, self.value = guard, value
+
+
 _STATIC = {np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj, np.isscalar}
+
+# functions (and ndarray methods) whose result's shape depends on the values of
+# their arguments: their results get a shape guard in the replay
+_VALUE_SHAPED = {f for f in (getattr(np, n, None) for n in (
+    "nonzero", "argwhere", "flatnonzero", "unique", "unique_values", "unique_counts",
+    "unique_inverse", "unique_all", "extract", "compress", "trim_zeros", "bincount", "setdiff1d",
+    "intersect1d", "union1d", "setxor1d", "histogram", "histogram_bin_edges")) if f is not None} | {
+    np.linalg.lstsq}
+# ... when an argument after the first is recorded (np.split(x, recorded_indices))
+_VALUE_SHAPED_BY_ARGS = {np.split, np.array_split, np.delete, np.repeat}
+_VALUE_SHAPED_METHODS = {"nonzero", "compress"}
+
+# functions writing into their first argument (np.copyto(dst, src), ...): the
+# keyword name of that argument
+_WRITES_FIRST = {np.copyto: "dst", np.put: "a", np.place: "arr", np.putmask: "a",
+                 np.put_along_axis: "arr", np.fill_diagonal: "a"}
+# ndarray methods writing into the array they are called on
+_MUTATING_METHODS = {"fill", "sort", "put", "partition", "itemset", "resize", "setfield", "setflags"}
+# functions whose result never shares memory with their arguments
+_FRESH = {np.zeros_like, np.ones_like, np.empty_like, np.full_like, np.copy}
+
+
+def _is_ufunc_at(fn) -> bool:
+    return getattr(fn, "__name__", None) == "at" and isinstance(getattr(fn, "__self__", None), np.ufunc)
+
+
+def _fn_name(fn) -> str:
+    if fn is operator.getitem:
+        return "indexing with a boolean mask (x[mask])"
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, np.ufunc):
+        return f"np.{owner.__name__}.{fn.__name__}"
+    name = getattr(fn, "__name__", repr(fn))
+    return f"np.{name}" if isinstance(fn, np.ufunc) or getattr(np, name, None) is fn else name
+
+
+_PLAIN_WRITE_FIX = (
+    "allocate the buffer from an input instead (e.g. `z = np.zeros_like(x)`, which is recorded), "
+    "or write `z = z + x` instead of an in-place update")
 
 
 class Rec:
@@ -90,6 +167,12 @@ class Rec:
     def __setitem__(self, idx, value):
         self.recorder.setitem(self, idx, value)
 
+    def __copy__(self):  # copy.copy / copy.deepcopy: a recorded copy, on this recording
+        return self.recorder.method_call(self, "copy")
+
+    def __deepcopy__(self, memo):
+        return self.recorder.method_call(self, "copy")
+
     def __getattr__(self, name):  # ndarray methods: astype, reshape, sum, ...
         if name.startswith("__") or not callable(getattr(np.ndarray, name, None)):
             raise AttributeError(name)
@@ -98,7 +181,8 @@ class Rec:
     def _refuse(self, *args, **kwargs):
         raise RecordError(
             "jit cannot record Python code that depends on an array's value (bool, float, int, "
-            "np.asarray, .item); use numpy operations such as np.where instead"
+            "np.asarray, .item); use numpy operations such as np.where instead. (Writing a recorded "
+            "value into a plain numpy array, `z[i] = x`, is refused too: " + _PLAIN_WRITE_FIX + ")"
         )
 
     __bool__ = __float__ = __int__ = __index__ = __complex__ = __array__ = _refuse
@@ -140,8 +224,20 @@ def _concrete(x):
     if type(x) is dict:
         return {k: _concrete(v) for k, v in x.items()}
     if type(x) is slice and any(type(v) is Rec for v in (x.start, x.stop, x.step)):
-        raise RecordError("slice bounds must not depend on array values under jit")
+        return slice(_slice_bound(x.start), _slice_bound(x.stop), _slice_bound(x.step))
     return x
+
+
+def _slice_bound(v):
+    """A recorded integer used as a slice bound: its value, guarded in the replay."""
+    if type(v) is not Rec:
+        return v
+    value = v.value
+    if np.ndim(value) != 0 or not np.issubdtype(np.result_type(value), np.integer):
+        raise RecordError("under jit, a slice bound that is an array must be a numpy integer "
+                          "(a 0-d integer array); slice bounds must not depend on other array values")
+    v.recorder.guard_value(v)
+    return int(value)
 
 
 def _key(x):
@@ -166,38 +262,174 @@ def _pure(fn) -> bool:
         getattr(fn, "__self__", None).__class__ is np.ufunc and fn.__name__ == "reduce")
 
 
+class _Guard:
+    """A check emitted into the replay right after a value whose shape (kind
+    "shape") or value (kind "value", a slice bound) the recording depends on."""
+
+    __slots__ = ("kind", "expected", "what", "seq", "unsafe")
+
+    def __init__(self, kind, expected, what, seq=False):
+        self.kind, self.expected, self.what, self.seq = kind, expected, what, seq
+        self.unsafe = False  # an in-place write that may reach the caller's arrays comes before it
+
+    def test(self, v: str) -> str:
+        if self.kind == "value":
+            return f"{v} != {self.expected!r}"
+        return f"_shapes({v}) != {self.expected!r}" if self.seq else f"{v}.shape != {self.expected!r}"
+
+    def describe(self, seen) -> str:
+        if self.kind == "value":
+            return f"{self.what} was {self.expected!r} when recorded, now {_py(seen)!r}"
+        return f"the shape of {self.what} was {self.expected!r} when recorded, now {_shape_sig(seen)!r}"
+
+
+def _py(v):
+    return v.item() if isinstance(v, (np.ndarray, np.generic)) and np.ndim(v) == 0 else v
+
+
+def _shape_sig(value):
+    """The shape of a value, or the tuple of shapes of a tuple of arrays."""
+    if isinstance(value, (tuple, list)):
+        return tuple(np.shape(v) for v in value)
+    return np.shape(value)
+
+
+def _shapes(t):
+    return tuple(np.shape(v) for v in t)
+
+
+def _plain_arrays(x, acc):
+    """The plain ndarrays (not Recs) among arguments (through tuples and lists)."""
+    t = type(x)
+    if t is np.ndarray:
+        acc.append(x)
+    elif t in (tuple, list):
+        for v in x:
+            _plain_arrays(v, acc)
+    elif t is dict:
+        for v in x.values():
+            _plain_arrays(v, acc)
+    return acc
+
+
+def _as_tuple(o):
+    return () if o is None else o if type(o) is tuple else (o,)
+
+
+def _write_targets(fn, args, kwargs) -> tuple:
+    """The objects a call writes into: its ``out=`` and, for np.copyto, ufunc.at
+    and the like, its first argument."""
+    targets = _as_tuple(kwargs.get("out"))
+    if fn in _WRITES_FIRST or _is_ufunc_at(fn):
+        first = args[0] if args else kwargs.get(_WRITES_FIRST.get(fn, "a"))
+        targets = targets + (first,)
+    return targets
+
+
+def _refuse_plain_write(what):
+    raise RecordError(
+        f"jit: {what} would write a recorded value into a plain numpy array created inside the "
+        "function; the function keeps its own reference to that array, which the recording cannot "
+        "follow, so the replay would silently reuse or freeze its contents. " + _PLAIN_WRITE_FIX[0].upper()
+        + _PLAIN_WRITE_FIX[1:])
+
+
+def _value_shaped(fn, args, kwargs) -> bool:
+    """Whether a call's result shape depends on array values."""
+    if fn is operator.getitem:
+        idx = args[1]
+        return any(r.value.dtype == np.bool_ for r in _recs_in(idx if type(idx) is tuple else (idx,)))
+    if fn in _VALUE_SHAPED:
+        return True
+    if fn is np.where:
+        return len(args) + len(kwargs) == 1
+    if fn in _VALUE_SHAPED_BY_ARGS:
+        return bool(_slots_in((args[1:], kwargs), []))
+    return False
+
+
+def _values_in(x) -> list:
+    """The values of the Recs among arguments."""
+    acc = []
+
+    def visit(v):
+        t = type(v)
+        if t is Rec:
+            acc.append(v.value)
+        elif t in (tuple, list):
+            for w in v:
+                visit(w)
+        elif t is dict:
+            for w in v.values():
+                visit(w)
+    visit(x)
+    return acc
+
+
+def _recs_in(x):
+    return [v for v in x if type(v) is Rec and isinstance(v.value, np.ndarray)]
+
+
 class Recorder:
     """Builds the program: instructions over numbered slots."""
 
     def __init__(self):
         self.n_slots = 0
-        self.code = []  # (kind, fn_or_name, target, args, kwargs, out_slot)
+        # (kind, fn_or_name, target, args, kwargs, out_slot); kind is "call", "method",
+        # "setitem", "const" or "guard" (fn a _Guard, target the Rec it checks)
+        self.code = []
         self.seen: dict = {}  # pure instruction -> its Rec (common subexpressions)
         self.mutated: set = set()  # slots written in place
-        self.meta: list = []  # per slot: (type, shape, dtype) of its recorded value
+        self.value_guarded: set = set()  # slots whose value a guard checks
+        self.meta: list = []  # per slot: (type, shape, dtype, strides) of its recorded value
 
     def new(self, value) -> Rec:
         r = Rec(value, self.n_slots, self)
-        self.meta.append((type(value), getattr(value, "shape", None), getattr(value, "dtype", None)))
+        self.meta.append((type(value), getattr(value, "shape", None), getattr(value, "dtype", None),
+                          getattr(value, "strides", None)))
         self.n_slots += 1
         return r
 
+    def _append(self, ins):
+        self.code.append(ins)
+        written = _written(ins)
+        if written:
+            self.mutated.update(written)
+            self.value_guarded.clear()  # (the write may reach a guarded value through a view)
+            # shared results computed from memory this write may reach are stale
+            arrays = [a for a in _values_in(_written_args(ins)) if isinstance(a, np.ndarray)]
+            for key, (hit, used) in list(self.seen.items()):
+                if any(np.may_share_memory(u, a) for u in used for a in arrays):
+                    del self.seen[key]
+
     def call(self, fn, args, kwargs):
-        pure = _pure(fn) and "out" not in kwargs
+        pure = _pure(fn) and kwargs.get("out") is None
         if pure:
             key = (id(fn), _key(args), _key(kwargs))
             hit = self.seen.get(key)
             if hit is not None and not (set(_slots_in((args, kwargs), [])) & self.mutated):
-                return hit
+                return hit[0]
+        if any(type(t) is np.ndarray for t in _write_targets(fn, args, kwargs)):
+            _refuse_plain_write(f"{_fn_name(fn)}(..., out=...)" if kwargs.get("out") is not None
+                                else f"{_fn_name(fn)}(...)")
         out = fn(*_concrete(args), **_concrete(kwargs))
-        if out is None:  # an in-place operation (np.add.at, out=)
-            self.mutated.update(_slots_in(args[:1], []) + _slots_in(kwargs.get("out"), []))
-            self.code.append(("call", fn, None, args, kwargs, None))
+        if type(out) is np.ndarray and any(out is a for a in _plain_arrays((args, kwargs), [])):
+            _refuse_plain_write(f"{_fn_name(fn)}(...)")  # a positional out (np.dot(a, b, out))
+        if out is None:  # an in-place operation (np.add.at, np.copyto)
+            self._append(("call", fn, None, args, kwargs, None))
             return None
+        if type(out) in (bool, int):  # a Python value computed from arrays (np.allclose): guarded
+            r = self.new(out)
+            self._append(("call", fn, None, args, kwargs, r.slot))
+            self.code.append(("guard", _Guard("value", out, f"the value of {_fn_name(fn)}(...)"), r, (), {},
+                              None))
+            return out
         wrapped = self._wrap_root(out)
         if pure and type(wrapped) is Rec:
-            self.seen[key] = wrapped
-        self.code.append(("call", fn, None, args, kwargs, wrapped.slot if type(wrapped) is Rec else None))
+            self.seen[key] = (wrapped, [a for a in _values_in((args, kwargs)) if isinstance(a, np.ndarray)])
+        self._append(("call", fn, None, args, kwargs, wrapped.slot if type(wrapped) is Rec else None))
+        if type(wrapped) is Rec and _value_shaped(fn, args, kwargs):
+            self.guard_shape(wrapped, _fn_name(fn))
         return wrapped
 
     def _wrap_root(self, out):
@@ -206,22 +438,55 @@ class Recorder:
 
     def constant(self, c) -> Rec:
         r = self.new(c)
-        self.code.append(("const", c, None, (), {}, r.slot))
+        self._append(("const", c, None, (), {}, r.slot))
         return r
 
     def method_call(self, obj, name, *args, **kwargs):
+        if any(type(t) is np.ndarray for t in _as_tuple(kwargs.get("out"))):
+            _refuse_plain_write(f".{name}(..., out=...)")
         out = getattr(obj.value, name)(*_concrete(args), **_concrete(kwargs))
         r = self._wrap_root(out)
-        self.code.append(("method", name, obj, args, kwargs, r.slot if type(r) is Rec else None))
+        self._append(("method", name, obj, args, kwargs, r.slot if type(r) is Rec else None))
+        if type(r) is Rec and (name in _VALUE_SHAPED_METHODS or (name == "repeat" and any(
+                type(a) is Rec for a in (*args[:1], kwargs.get("repeats"))))):
+            self.guard_shape(r, f".{name}()")
         return r
 
     def method(self, obj, name, args, kwargs):
         return self.method_call(obj, name, *args, **kwargs)
 
     def setitem(self, obj, idx, value):
-        self.mutated.add(obj.slot)
         obj.value[_concrete(idx)] = _concrete(value)
-        self.code.append(("setitem", None, obj, (idx, value), {}, None))
+        self._append(("setitem", None, obj, (idx, value), {}, None))
+
+    def guard_shape(self, r: Rec, what: str):
+        if isinstance(r.value, (np.ndarray, tuple, list)):
+            self.code.append(("guard", _Guard("shape", _shape_sig(r.value), f"the result of {what}",
+                                              seq=not isinstance(r.value, np.ndarray)), r, (), {}, None))
+
+    def guard_value(self, r: Rec):
+        if r.slot not in self.value_guarded:
+            self.value_guarded.add(r.slot)
+            self.code.append(("guard", _Guard("value", int(r.value), "a numpy integer slice bound"),
+                              r, (), {}, None))
+
+
+def _written_args(ins) -> tuple:
+    """The arguments (Recs among them) an instruction writes into."""
+    kind, fn, target, args, kwargs, out = ins
+    if kind == "setitem":
+        return (target,)
+    if kind == "call":
+        first = fn in _WRITES_FIRST or _is_ufunc_at(fn)
+        return (kwargs.get("out"),) + (args[:1] if first else ())
+    if kind == "method":
+        return (kwargs.get("out"),) + ((target,) if fn in _MUTATING_METHODS or kwargs.get("inplace") else ())
+    return ()
+
+
+def _written(ins) -> list:
+    """The slots an instruction writes into."""
+    return _slots_in(_written_args(ins), [])
 
 
 class _Source:
@@ -305,7 +570,54 @@ def _as_ufunc(fn):
     return fn if isinstance(fn, np.ufunc) else _UFUNC_OF.get(fn)
 
 
-def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
+def _alias_classes(code: list, n_slots: int):
+    """A union-find over slots that may share memory (views made by reshape,
+    transpose, indexing, ``out=``, ...): returns its ``find``."""
+    root = list(range(n_slots))
+
+    def find(a):
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    for kind, fn, target, args, kwargs, out in code:
+        if out is None:
+            continue
+        if kind == "call" and _as_ufunc(fn) is not None:
+            linked = _slots_in(kwargs.get("out"), [])  # a ufunc's result is new, or its out=
+        elif kind == "const" or (kind == "call" and fn in _FRESH) or (kind == "method" and fn == "copy"):
+            linked = []
+        else:  # out may be a view of any of its arguments
+            linked = _slots_in((target, args, kwargs), [])
+        for s in linked:
+            root[find(s)] = find(out)
+    return find
+
+
+def _layout(shape, dtype, strides):
+    """The axis order (outermost first) of an array's memory, when it is a
+    permutation of a contiguous layout (as numpy allocates ufunc results: in
+    the memory order of their inputs); else None."""
+    order = sorted(range(len(shape)), key=lambda a: (-abs(strides[a]), a))
+    step = np.dtype(dtype).itemsize
+    for a in reversed(order):
+        if shape[a] > 1 and strides[a] != step:
+            return None
+        step *= shape[a]
+    return tuple(order)
+
+
+def _empty(shape, dtype, order):
+    """An uninitialised array with the memory layout (`_layout`) of the recorded
+    value, so that what reads it (a reduction's summation order) runs as when
+    recorded."""
+    if order == tuple(range(len(order))):
+        return np.empty(shape, dtype)
+    return np.empty([shape[a] for a in order], dtype).transpose(np.argsort(order))
+
+
+def _plan_buffers(recorder: Recorder, last: dict, keep: set, find) -> dict:
     """Which ufunc results can be written into buffers the program owns.
 
     Returns {instruction index: buffer number}.  A buffer is reused once every
@@ -315,18 +627,6 @@ def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
     large temporaries on every step.
     """
     code, meta = recorder.code, recorder.meta
-    root = list(range(recorder.n_slots))
-
-    def find(a):
-        while root[a] != a:
-            root[a] = root[root[a]]
-            a = root[a]
-        return a
-
-    for kind, fn, target, args, kwargs, out in code:
-        if out is not None and not (kind == "call" and _as_ufunc(fn) is not None):
-            for s in _slots_in((target, args, kwargs), []):  # out may be a view of s
-                root[find(s)] = find(out)
     end, escapes = {}, {find(s) for s in keep} | {find(s) for s in recorder.mutated}
     for s in range(recorder.n_slots):
         r = find(s)
@@ -334,8 +634,10 @@ def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
     plan, free, release, n_buffers = {}, {}, {}, 0
     for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
         if (kind == "call" and out is not None and not kwargs and _as_ufunc(fn) is not None
-                and meta[out][0] is np.ndarray and find(out) not in escapes):
-            key = meta[out][1:]
+                and meta[out][0] is np.ndarray and find(out) not in escapes
+                and _layout(*meta[out][1:]) is not None):
+            shape, dtype, strides = meta[out][1:]
+            key = (shape, dtype, _layout(shape, dtype, strides))
             buf = free.get(key, []).pop() if free.get(key) else None
             if buf is None:
                 buf, n_buffers = n_buffers, n_buffers + 1
@@ -346,49 +648,72 @@ def _plan_buffers(recorder: Recorder, last: dict, keep: set) -> dict:
     return plan
 
 
+def _mark_unsafe_guards(code: list, input_slots, find) -> None:
+    """Flag each guard that comes after an in-place write into memory the caller
+    may see (an input, or a view of one or of a plain constant): if it fails,
+    running the function again would apply that write a second time."""
+    external = {find(s) for s in input_slots}
+    for kind, fn, target, args, kwargs, out in code:
+        if (kind == "call" and out is not None and _as_ufunc(fn) is None and fn not in _FRESH
+                and _plain_arrays(args[:1] if fn is operator.getitem else (args, kwargs), [])):
+            external.add(find(out))  # may be a view of a constant of the program
+    wrote = False
+    for ins in code:
+        if ins[0] == "guard":
+            ins[1].unsafe = wrote
+        elif not wrote and any(find(s) in external for s in _written(ins)):
+            wrote = True
+
+
 _PURE_METHODS = {"reshape", "transpose", "astype", "sum", "prod", "max", "min", "mean", "copy", "ravel",
                  "flatten", "squeeze", "swapaxes", "cumsum", "dot", "clip", "any", "all", "argmax",
                  "argmin", "argsort", "conj", "round", "std", "var", "take", "nonzero", "repeat"}
 
 
-def _eliminate_dead_code(code: list, output_slots) -> list:
+def _eliminate_dead_code(code: list, output_slots, find) -> list:
     """Drop instructions whose results are never used (e.g. the tangent of a
-    loss value that only its gradient was wanted for)."""
+    loss value that only its gradient was wanted for).  A write is kept when
+    it may reach (through views) a value used later.  Guards stay, and so
+    does what they check: the recording may have read that value's shape."""
     needed, kept = set(output_slots), []
+    needed_roots = {find(s) for s in needed}
     for ins in reversed(code):
         kind, fn, target, args, kwargs, out = ins
-        if kind == "setitem" or (kind == "call" and out is None):  # writes into a slot
-            written = _slots_in(target if kind == "setitem" else (args[:1], kwargs.get("out")), [])
-            live = bool(set(written) & needed)
-        elif kind == "method" and fn not in _PURE_METHODS:
+        if kind == "guard" or (kind == "method" and fn not in _PURE_METHODS):
             live = True
         else:
-            live = out in needed
+            live = out in needed or any(find(s) in needed_roots for s in _written(ins))
         if live:
             kept.append(ins)
-            needed.update(_slots_in((target, args, kwargs), []))
+            used = _slots_in((target, args, kwargs), [])
+            needed.update(used)
+            needed_roots.update(find(s) for s in used)
     return kept[::-1]
 
 
 def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     """The recorded program as one Python function of the input arrays."""
-    code = recorder.code = _eliminate_dead_code(recorder.code, output_slots)
+    code = recorder.code = _eliminate_dead_code(recorder.code, output_slots,
+                                                _alias_classes(recorder.code, recorder.n_slots))
     # liveness: the last instruction reading (or writing into) each slot
     last = {}
     for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
         for s in _slots_in((target, args, kwargs), []):
             last[s] = i
     keep = set(output_slots)
-    plan = _plan_buffers(recorder, last, keep)
-    buffers = {}
+    find = _alias_classes(code, recorder.n_slots)
+    plan = _plan_buffers(recorder, last, keep, find)
+    _mark_unsafe_guards(code, input_slots, find)
+    buffers, guards = {}, []
     src = _Source()
+    src.env.update(_Stale=_Stale, _shapes=_shapes)
     lines = [f"def replay({''.join(f's{s}, ' for s in input_slots)}):"]
     for i, (kind, fn, target, args, kwargs, out) in enumerate(code):
         lhs = f"s{out} = " if out is not None else ""
         if i in plan:
-            buf, (shape, dtype) = plan[i]
+            buf, layout = plan[i]
             if buf not in buffers:
-                buffers[buf] = np.empty(shape, dtype)
+                buffers[buf] = _empty(*layout)
             ufunc = src.const(_as_ufunc(fn))
             lines.append(f"    {lhs}{ufunc}({src.call_args(args, {})}, out={src.const(buffers[buf])})")
         elif kind == "call":
@@ -397,6 +722,10 @@ def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
             lines.append(f"    {lhs}{src.const(fn)}.copy()")
         elif kind == "method":
             lines.append(f"    {lhs}{src.expr(target)}.{fn}({src.call_args(args, kwargs)})")
+        elif kind == "guard":
+            v = src.expr(target)
+            lines.append(f"    if {fn.test(v)}: raise _Stale({len(guards)}, {v})")
+            guards.append(fn)
         else:  # setitem
             idx, value = args
             lines.append(f"    {src.expr(target)}[{src.expr(idx)}] = {src.expr(value)}")
@@ -412,6 +741,7 @@ def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     replay = namespace["replay"]
     replay.source = source
     replay.n_buffers = len(buffers)
+    replay.guards = guards
     return replay
 
 
@@ -460,18 +790,18 @@ def _to_recs(x, recorder, slots):
     return x
 
 
-def _skeleton(x, tags, out_slots):
+def _skeleton(x, tags, out_recs):
     """Replace Recs in an output leaf by slot markers; tags by their input index."""
     if type(x) is Dual:
         if x._trace not in tags:
             raise TypeError("a Dual returned from a jit-ed function must carry the tag of an input Dual")
-        return ("dual", tags.index(x._trace), _skeleton(x.primal, tags, out_slots),
-                _skeleton(x.tangents, tags, out_slots))
+        return ("dual", tags.index(x._trace), _skeleton(x.primal, tags, out_recs),
+                _skeleton(x.tangents, tags, out_recs))
     if isinstance(x, Box):
         raise TypeError("a jit-ed function cannot return tape values")
     if type(x) is Rec:
-        out_slots.append(x.slot)
-        return ("slot", len(out_slots) - 1)
+        out_recs.append(x)
+        return ("slot", len(out_recs) - 1)
     return ("const", x)
 
 
@@ -489,41 +819,144 @@ class _Program:
         self.replay, self.skeletons, self.treedef = replay, skeletons, treedef
 
 
-def jit(f: Callable) -> Callable:
+_WARN_AFTER = 8  # recordings of one jit-ed function before it warns (once) that it keeps recording
+
+
+def jit(f: Callable, *, max_programs: int = 32) -> Callable:
     """Record ``f``'s numpy calls on the first call for each input signature and
     replay them as compiled straight-line Python afterwards (see module docs).
 
     ``f`` takes and returns pytrees of arrays, Duals (of any nesting) and static
-    Python values.  ``jit(f).programs`` holds the recorded programs; each has a
-    ``.replay.source`` to read.
+    Python values.  ``jit(f).programs`` holds the recorded programs (at most
+    ``max_programs``, the least recently used dropped first); each has a
+    ``.replay.source`` to read.  ``jit(f).n_recordings`` counts the recordings.
     """
-    programs: dict = {}
+    if not isinstance(max_programs, (int, np.integer)) or max_programs < 1:
+        raise ValueError(f"max_programs must be a positive integer, got {max_programs!r}")
+    programs: collections.OrderedDict = collections.OrderedDict()
+    # per signature (the cache key with static values left out): [recordings, last key]
+    churn: dict = {}
 
     @functools.wraps(f)
     def jitted(*args):
+        nonlocal churn
         leaves, treedef = tree_flatten(args)
         tags: list = []
         key = (treedef, tuple(_describe(x, tags) for x in leaves))
         prog = programs.get(key)
-        if prog is None:
-            prog = programs[key] = _record(f, leaves, treedef, tags)
-        arrays = []
-        for x in leaves:
-            _arrays_of(x, arrays)
-        values = prog.replay(*arrays)
+        stale = None
+        if prog is not None:
+            arrays = []
+            for x in leaves:
+                _arrays_of(x, arrays)
+            try:
+                values = prog.replay(*arrays)
+            except _Stale as e:
+                guard = prog.replay.guards[e.guard]
+                stale = guard.describe(e.value)
+                if guard.unsafe:
+                    raise RecordError(
+                        f"jit: {stale}, so {_name(f)} would have to be recorded again, but this replay "
+                        "had already written in place into an input (or a view of one) before that "
+                        "check, and recording runs the function again: the write would be applied "
+                        "twice. Do the in-place update after the value-dependent operation, or "
+                        "write `a = a + b` instead") from None
+                prog = None
+            else:
+                if len(programs) > 1:
+                    programs.move_to_end(key)
+        if prog is None:  # record; the recording's own results are this call's results
+            prog, values = _record(f, leaves, treedef, tags)
+            programs[key] = prog
+            programs.move_to_end(key)
+            while len(programs) > max_programs:
+                programs.popitem(last=False)
+            jitted.n_recordings += 1
+            if churn is not None:
+                sig = (treedef, tuple(d[:2] if d[0] == "static" else d for d in key[1]))
+                seen = churn.setdefault(sig, [0, key])
+                seen[0] += 1
+                if seen[0] >= _WARN_AFTER:
+                    warnings.warn(_rerecord_message(f, seen[0], stale, seen[1], key, args),
+                                  UserWarning, stacklevel=2)
+                    churn = None  # once
+                elif len(churn) > 4096:
+                    churn.clear()
+                else:
+                    seen[1] = key
         outs = [_build(sk, tags, values) for sk in prog.skeletons]
         return tree_unflatten(prog.treedef, outs)
 
     jitted.programs = programs
+    jitted.n_recordings = 0
     return jitted
 
 
-def _record(f, leaves, treedef, tags) -> _Program:
+def _record(f, leaves, treedef, tags):
+    """A program for ``f`` on these inputs, and the outputs of the recording run."""
     recorder = Recorder()
     in_slots: list = []
     rec_leaves = [_to_recs(x, recorder, in_slots) for x in leaves]
     out = f(*tree_unflatten(treedef, rec_leaves))
     out_leaves, out_def = tree_flatten(out)
-    out_slots: list = []
-    skeletons = [_skeleton(x, tags, out_slots) for x in out_leaves]
-    return _Program(_compile(recorder, in_slots, out_slots), skeletons, out_def)
+    out_recs: list = []
+    skeletons = [_skeleton(x, tags, out_recs) for x in out_leaves]
+    replay = _compile(recorder, in_slots, [r.slot for r in out_recs])
+    return _Program(replay, skeletons, out_def), tuple(r.value for r in out_recs)
+
+
+# -- the warning for a function that keeps recording --------------------------------------------
+def _name(f) -> str:
+    return getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
+
+
+def _leaf_paths(x, path: str, acc: list) -> list:
+    """The path of each leaf of a pytree, in tree_flatten's order."""
+    if x is None:
+        return acc
+    if isinstance(x, dict):
+        for k, v in x.items():
+            _leaf_paths(v, f"{path}[{k!r}]", acc)
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            _leaf_paths(v, f"{path}[{i}]", acc)
+    else:
+        acc.append(path)
+    return acc
+
+
+def _show(d) -> str:
+    if d[0] == "static":
+        return repr(d[2])
+    if d[0] == "array":
+        return f"an array of shape {d[1]} and dtype {np.dtype(d[2])}"
+    return "a Dual" if d[0] == "dual" else repr(d)
+
+
+def _rerecord_message(f, n, stale, old_key, new_key, args) -> str:
+    head = f"jit: {_name(f)} has been recorded {n} times for arguments of the same shapes"
+    if stale is not None:
+        return (f"{head}; the recording keeps changing because of value-dependent shapes / slice "
+                f"bounds ({stale}), and each change records the function again. Recording is slow: "
+                "avoid shapes that depend on array values (e.g. np.where(mask, x, 0) instead of "
+                "x[mask]) and slice bounds that change from call to call")
+    old, new = old_key[1], new_key[1]
+    i = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), None)
+    if i is None:  # the same key again: its program had been dropped from the cache
+        return (f"{head}; it is called with more than max_programs different argument signatures, "
+                "so programs are dropped and recorded again (raise max_programs, or make the "
+                "changing arguments inputs: numpy scalars or arrays)")
+    where = f"args{_leaf_paths(args, '', [])[i]}"
+    try:
+        import inspect
+        params = [p for p in inspect.signature(f).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        pos = int(where[5:where.index("]")])
+        if pos < len(params):
+            where += f" (parameter {params[pos].name!r})"
+    except (TypeError, ValueError):
+        pass
+    return (f"{head}; the static argument {where} keeps changing (from {_show(old[i])} to "
+            f"{_show(new[i])}): Python scalars and other non-array arguments are part of a "
+            "program, so each new value records a new one. Pass it as a numpy scalar or a 0-d "
+            "array (np.float64(v), np.asarray(v)) so that it is an input of one program")

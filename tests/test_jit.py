@@ -177,3 +177,217 @@ def test_outputs_are_not_overwritten_by_later_replays():
     for a, b in zip(_leaves(first), snapshot):
         np.testing.assert_array_equal(a, b)
     assert next(iter(step.programs.values())).replay.n_buffers > 0
+
+
+# -- in-place writes, value-dependent shapes, slice bounds, the cache bound --------------------
+import warnings  # noqa: E402
+
+
+def _check_calls(f, inputs, j=None):
+    """jit(f) equals f on each input in turn (the recording, then replays or re-recordings)."""
+    j = j or jit(f)
+    for a in inputs:
+        a = a if isinstance(a, tuple) else (a,)
+        expected = f(*a)
+        assert_same(j(*a), expected)
+    return j
+
+
+def test_writes_of_recorded_values_into_plain_arrays_are_refused():
+    x = np.ones(3)
+
+    def out_into_plain(x):
+        z = np.zeros(3)
+        np.add(z, x, out=z)
+        return z * 2.0
+
+    refused = [
+        lambda x: (lambda z: z.__iadd__(x))(np.zeros(3)) * 2.0,   # z += x on a plain z
+        out_into_plain,
+        lambda x: (lambda z: (np.add.at(z, [0, 0], x[:2]), z)[1])(np.zeros(3)),
+        lambda x: (lambda z: (np.copyto(z, x), z)[1])(np.zeros(3)),
+        lambda x: (lambda z: (np.multiply(x, 2.0, out=z), z)[1])(np.zeros(3)),
+        lambda x: (lambda z: (x.sum(axis=0, out=z), z)[1])(np.zeros(())),
+        lambda x: (lambda z: (np.dot(x[None], x[:, None], z), z)[1])(np.zeros((1, 1))),
+    ]
+    for f in refused:
+        with pytest.raises(RecordError, match=r"plain numpy array.*np\.zeros_like\(x\).*z = z \+ x"):
+            jit(f)(x)
+    with pytest.raises(RecordError, match="np.zeros_like"):   # z[0] = x[0] on a plain z
+        try:
+            jit(lambda x: (lambda z: (z.__setitem__(0, x[0]), z)[1])(np.zeros(3)))(x)
+        except ValueError as e:  # numpy wraps the refusal of the conversion
+            raise e.__cause__
+
+
+def test_writes_into_recorded_arrays_replay():
+    def f(x):
+        z = np.zeros_like(x)
+        z += x                          # z = z + x (a Rec has no __iadd__)
+        np.add(z, x, out=z)             # out= a recorded array
+        np.add.at(z, np.array([0, 0, 2]), x[:3])
+        np.copyto(z[1:3], x[:2] * 3.0)
+        c = np.zeros(4)                 # plain values into a plain array: a constant
+        c[1] = 2.0
+        return z * 2.0 + c
+
+    _check_calls(f, [np.arange(4.0) + i for i in range(4)])
+
+
+def test_write_through_a_view_is_kept_and_seen_by_later_reads():
+    def into_view(x):
+        z = np.zeros_like(x)
+        v = z[1:]
+        np.add(v, x[1:], out=v)         # its result is unused: z shows the write
+        return z
+
+    def read_after_write(x):
+        z = x * 1.0
+        v = z.reshape(3)
+        a = v * 2.0
+        z[0] = 5.0
+        return a + v * 2.0              # v * 2.0 again: not the value from before the write
+
+    for f in (into_view, read_after_write):
+        _check_calls(f, [np.arange(3.0) + i for i in range(3)])
+
+
+def test_the_recording_call_applies_writes_into_inputs_once():
+    def f(x):
+        x[0] = x[0] + 1.0
+        return x * 1.0
+
+    j = jit(f)
+    for _ in range(3):  # the recording, then replays
+        x = np.zeros(3)
+        out = j(x)
+        assert x[0] == 1.0 and out[0] == 1.0
+
+
+def _masked_mean(x):
+    return x[x > 0].sum() / x[x > 0].shape[0]
+
+
+_MASK_INPUTS = [np.array(v) for v in ([1., 2, -1, -1], [1., 2, 3, 4], [1., 2, 3, 4], [-1., 5, -3, 7],
+                                      [5., -2, -3, -4], [1., 2, -1, -1])]
+
+
+def test_value_dependent_shapes_are_guarded_and_recorded_again():
+    j = _check_calls(_masked_mean, _MASK_INPUTS)   # counts of positives 2, 4, 4, 2, 1, 2
+    # a new count of positives records again (one program replaces the last); the same count replays
+    assert j.n_recordings == 5 and len(j.programs) == 1
+    assert j(np.array([3., 2, -3, 4])) == 3.0
+    assert j.n_recordings == 6
+    assert "raise _Stale" in next(iter(j.programs.values())).replay.source
+
+
+def test_value_dependent_shapes_under_grad():
+    g = grad(_masked_mean)
+    j = _check_calls(g, _MASK_INPUTS)
+    np.testing.assert_array_equal(j(np.array([1., 2, 3, 4])), np.full(4, 0.25))
+    np.testing.assert_array_equal(j(np.array([1., -2, 3, -4])), [0.5, 0, 0.5, 0])
+    _check_calls(lambda x: vjp(_masked_mean, x)[1](np.asarray(1.0)), _MASK_INPUTS)
+    _check_calls(lambda x: jvp(_masked_mean, (x,), (np.ones(4),)), _MASK_INPUTS)
+
+
+@pytest.mark.parametrize("part", [
+    lambda x: np.nonzero(x > 0)[0],
+    lambda x: (x > 0).nonzero()[0],
+    lambda x: np.argwhere(x > 0),
+    lambda x: np.flatnonzero(x > 0),
+    lambda x: np.where(x > 0)[0],
+    lambda x: np.unique(np.round(x)),
+    lambda x: np.unique(np.round(x), return_counts=True)[1],
+    lambda x: np.extract(x > 0, x),
+    lambda x: np.compress(x > 0, x),
+    lambda x: np.repeat(x, (x > 0).astype(np.int64)),
+    lambda x: np.bincount((np.abs(x) * 2).astype(np.int64)),
+    lambda x: x[x < 0],
+], ids=["nonzero", "method-nonzero", "argwhere", "flatnonzero", "where-1", "unique", "unique-counts",
+        "extract", "compress", "repeat", "bincount", "mask"])
+def test_value_dependent_functions_are_guarded(part):
+    # a temporary of that shape (a buffer of the program) and the shape read in Python
+    _check_calls(lambda x: np.sum(np.exp(part(x) * 0.5)) + len(part(x)), _MASK_INPUTS)
+
+
+def test_guard_after_a_write_into_an_input_refuses_to_record_again():
+    def f(x):
+        x[0] = 1.0                      # an in-place write into the caller's array
+        return x[x > 0].sum()
+
+    j = jit(f)
+    j(np.array([3.0, 2.0, -1.0]))
+    x = np.array([-3.0, 2.0, -5.0])
+    assert j(x) == f(x.copy())          # same count: the replay runs
+    with pytest.raises(RecordError, match="applied twice"):
+        j(np.array([3.0, -2.0, -1.0]))
+
+
+def test_guard_after_a_write_into_a_new_array_records_again():
+    def f(x):
+        z = np.zeros_like(x)
+        z[0] = 1.0
+        z = z + x
+        return z[z > 1].sum()
+
+    _check_calls(f, _MASK_INPUTS)
+
+
+def test_numpy_integer_slice_bounds_are_guarded():
+    x = np.arange(5.0)
+    f = lambda x, n: x[:n].sum()
+    j = _check_calls(f, [(x, np.int64(n)) for n in (2, 3, 3, 2, 4)])
+    assert j.n_recordings == 4 and len(j.programs) == 1
+    g = lambda x, n: x[1:n + 1] * 2.0 + x[n - 1]          # a recorded bound (n + 1)
+    _check_calls(g, [(x, np.int64(n)) for n in (1, 3, 3, 2)])
+    _check_calls(grad(lambda x, n: np.sum(x[n:] ** 2)), [(x, np.int64(n)) for n in (2, 3, 3, 1)])
+    with pytest.raises(RecordError, match="slice bound"):
+        jit(lambda x, s: x[:s])(x, np.float64(2.0))
+
+
+def test_the_cache_is_bounded_and_warns_about_a_changing_python_scalar():
+    def step(params, lr, x):
+        return {k: v - lr * x for k, v in params.items()}
+
+    p, x = {"w": np.ones(3)}, np.ones(3)
+    j = jit(step)
+    with pytest.warns(UserWarning, match=r"static argument args\[1\] \(parameter 'lr'\).*numpy scalar"):
+        for t in range(100):
+            p = j(p, 0.1 / (t + 1), x)
+    assert len(j.programs) <= 32 and j.n_recordings == 100
+    np.testing.assert_allclose(p["w"], 1.0 - sum(0.1 / (t + 1) for t in range(100)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # once per jit-ed function
+        j(p, 0.5, x)
+    small = jit(lambda cfg, x: x * cfg["a"][1], max_programs=4)
+    with pytest.warns(UserWarning, match=r"args\[0\]\['a'\]\[1\] \(parameter 'cfg'\)"):
+        for t in range(20):
+            np.testing.assert_array_equal(small({"a": (1, float(t))}, x), x * t)
+    assert len(small.programs) == 4
+    with pytest.raises(ValueError, match="max_programs"):
+        jit(step, max_programs=0)
+
+
+def test_warns_when_guards_keep_failing_but_not_for_new_shapes():
+    j = jit(lambda x: x[x > 0].sum())
+    with pytest.warns(UserWarning, match="value-dependent shapes / slice bounds"):
+        for t in range(10):
+            j(np.arange(10.0) - t)
+    f = jit(lambda x, n: x[:n] * 2.0)
+    with pytest.warns(UserWarning, match="slice bound was"):
+        for n in range(10):
+            f(np.arange(10.0), np.int64(n))
+    shapes = jit(lambda x: x * 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in range(1, 12):          # new shapes: new programs, not churn
+            shapes(np.ones(n))
+    assert shapes.n_recordings == 11
+
+
+def test_python_values_computed_from_arrays_are_guarded():
+    f = lambda x: x * 2.0 if np.allclose(x, 0.0) else x - 1.0
+    j = _check_calls(f, [np.zeros(2), np.zeros(2), np.ones(2), np.ones(2), np.zeros(2)])
+    assert j.n_recordings == 3
+    g = lambda x: x[:np.count_nonzero(x > 0)] * 2.0   # a numpy integer as a slice bound
+    _check_calls(g, [np.array(v) for v in ([1., 2, -1], [1., 2, 3], [4., 5, 6], [1., -2, 3])])
