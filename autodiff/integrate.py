@@ -4,15 +4,27 @@ The steppers only add, scale and call the user's right-hand side, so `Dual`
 values (forward mode) and tape values (reverse mode) flow through them like
 any other numpy code: differentiate a simulation with `jvp`, `jacfwd`, `grad`,
 or `sensitivity` below.  The state may be an array, a Python float or a pytree
-(dict / list / tuple / NamedTuple of arrays); parameters passed in ``args``
-may carry derivatives.
+(dict / list / tuple / NamedTuple of arrays).
 
-* `odeint(f, y0, t_span, ...)` for y' = f(y, t, *args): explicit Euler and
-  classic RK4 with a fixed step, and adaptive Dormand-Prince 5(4) ("rk45").
-* `symplectic(accel, q0, v0, dt, steps, ...)` for q'' = accel(q, t, *args):
-  velocity Verlet (leapfrog) and semi-implicit (symplectic) Euler.
+* `odeint(f, y0, t_span, params, ...)` for y' = f(y, t, params): explicit
+  Euler and classic RK4 with a fixed step, and adaptive Dormand-Prince 5(4)
+  ("rk45").
+* `symplectic(accel, q0, v0, dt, steps, params, ...)` for
+  q'' = accel(q, t, params): velocity Verlet (leapfrog) and semi-implicit
+  (symplectic) Euler.
 * `sensitivity(f, y0, t_span, params, ...)`: y(t1) with d y(t1) / d y0 and
   d y(t1) / d params, from one batched forward-mode pass.
+
+The calling convention, the same for all three: the right-hand side is
+called as ``f(y, t, params)``, where ``params`` is one argument, any pytree
+(a float, an array, a tuple, a dict of arrays...), passed as given; it may
+carry derivatives, and it is what `sensitivity` differentiates.  With
+``params=None`` (the default) it is called as ``f(y, t)``.  The keyword
+``args=(a, b, ...)`` appends extra positional arguments after params:
+``f(y, t, params, a, b, ...)``, or ``f(y, t, a, b, ...)`` without params
+(so an ``f(y, t, *args)`` written for the old convention of `odeint` and
+`symplectic`, whose fourth / sixth positional argument was ``args``, is
+called with ``args=...``).  `sensitivity` does not differentiate ``args``.
 
 By default only the final state is returned and nothing of the past steps is
 kept, so forward mode runs in memory flat in the number of steps.  With
@@ -67,6 +79,15 @@ def _flatten_state(y0, where: str):
     return [_state_leaf(x, where) for x in leaves], treedef
 
 
+def _call_args(params, args, where: str) -> tuple:
+    """The arguments after (y, t): ``(params, *args)``, or ``args`` without params."""
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"{where}: args must be a tuple of extra positional arguments "
+                        f"(passed after params), got {type(args).__name__}; the parameters "
+                        "themselves go in params")
+    return tuple(args) if params is None else (params, *args)
+
+
 class _Field:
     """The right-hand side as a function of the flat list of state leaves.
 
@@ -85,7 +106,21 @@ class _Field:
 
     def __call__(self, leaves, t):
         y = leaves[0] if self.single else tree_unflatten(self.treedef, leaves)
-        out = self.f(y, t, *self.args)
+        if self.checked:
+            out = self.f(y, t, *self.args)
+        else:
+            try:
+                out = self.f(y, t, *self.args)
+            except TypeError as e:
+                # a tuple of parameters in the place of the old ``args``: say what changed
+                if type(e) is TypeError and len(self.args) == 1 \
+                        and isinstance(self.args[0], (tuple, list)):
+                    raise TypeError(
+                        f"{e}; note: {self.name} is called as {self.name}(y, t, params) with "
+                        f"params as one argument (here a {type(self.args[0]).__name__}); to "
+                        "pass several arguments, use args=(...) instead of params, or unpack "
+                        f"params inside {self.name}") from e
+                raise
         out_leaves, out_def = tree_flatten(out)
         if out_def != self.treedef:
             raise ValueError(f"{self.name} returned a value structured as {out_def} for a state "
@@ -302,16 +337,21 @@ def _rk45(F, y, t0, t1, rtol, atol, max_steps, first_step, save_every):
 # -- public API -----------------------------------------------------------------------
 
 
-def odeint(f: Callable[..., Any], y0: Any, t_span: Sequence, args: Sequence = (), *,
-           method: str = "rk4", steps: int | None = None, dt: float | None = None,
-           save_every: int | None = None, rtol: float = 1e-6, atol: float = 1e-9,
-           max_steps: int = 100_000, first_step: float | None = None):
-    """Integrate y' = f(y, t, *args) from t_span[0] to t_span[1].
+def odeint(f: Callable[..., Any], y0: Any, t_span: Sequence, params: Any = None, *,
+           args: Sequence = (), method: str = "rk4", steps: int | None = None,
+           dt: float | None = None, save_every: int | None = None, rtol: float = 1e-6,
+           atol: float = 1e-9, max_steps: int = 100_000, first_step: float | None = None):
+    """Integrate y' = f(y, t, params) from t_span[0] to t_span[1].
 
     ``y0`` is an array, a float or a pytree of arrays; ``f`` returns the
-    derivative with the same structure and shapes.  Anything may carry
-    derivatives (Duals or tape values): ``y0``, the parameters in ``args``,
-    and the end points of ``t_span``.
+    derivative with the same structure and shapes.  ``params`` is passed to
+    ``f`` as one argument, as given (any pytree); ``params=None`` calls
+    ``f(y, t)``.  ``args=(a, b, ...)`` (keyword only) appends extra
+    arguments: ``f(y, t, params, a, b, ...)``, or ``f(y, t, a, b, ...)``
+    without params (the module docstring states this convention, shared
+    with `symplectic` and `sensitivity`).  Anything may carry derivatives
+    (Duals or tape values): ``y0``, ``params``, ``args`` and the end points
+    of ``t_span``.
 
     Methods:
 
@@ -330,7 +370,7 @@ def odeint(f: Callable[..., Any], y0: Any, t_span: Sequence, args: Sequence = ()
       values alone (the error estimate and step control see
       ``stop_gradient`` of every stage), and the accepted step sequence is
       then treated as constant.  Tangents and gradients are therefore the
-      exact derivatives of the computed map y0, args -> y_N on that frozen
+      exact derivatives of the computed map y0, params -> y_N on that frozen
       step sequence (derivatives of the discretized solution, not of the
       exact solution; not of the step-size choice either, which would be
       noise).  They approximate the true sensitivity with the accuracy of
@@ -351,7 +391,7 @@ def odeint(f: Callable[..., Any], y0: Any, t_span: Sequence, args: Sequence = ()
         raise ValueError(f"t_span must be (t0, t1), got {len(t_span)} values")
     t0, t1 = (_as_step(t) for t in t_span)
     y, treedef = _flatten_state(y0, "y0")
-    F = _Field(f, args, treedef, y, "f")
+    F = _Field(f, _call_args(params, args, "odeint"), treedef, y, "f")
 
     if method == "rk45":
         if steps is not None or dt is not None:
@@ -401,14 +441,16 @@ def odeint(f: Callable[..., Any], y0: Any, t_span: Sequence, args: Sequence = ()
 
 
 def symplectic(accel: Callable[..., Any], q0: Any, v0: Any, dt: float, steps: int,
-               args: Sequence = (), *, method: str = "verlet", t0: float = 0.0,
-               save_every: int | None = None):
-    """Integrate q'' = accel(q, t, *args) with a symplectic method, fixed step dt.
+               params: Any = None, *, args: Sequence = (), method: str = "verlet",
+               t0: float = 0.0, save_every: int | None = None):
+    """Integrate q'' = accel(q, t, params) with a symplectic method, fixed step dt.
 
     For a separable Hamiltonian H = |p|^2 / 2m + V(q), accel = -grad V / m and
     v = p / m.  ``q0`` and ``v0`` are arrays or pytrees of the same structure;
-    ``accel`` returns the structure of q.  Anything may carry derivatives,
-    ``dt`` included.
+    ``accel`` returns the structure of q.  ``params`` and ``args`` follow
+    `odeint`'s convention: ``accel(q, t, params, *args)``, or
+    ``accel(q, t, *args)`` with ``params=None``.  Anything may carry
+    derivatives, ``dt`` included.
 
     * ``"verlet"`` (alias ``"leapfrog"``): velocity Verlet, kick-drift-kick,
       order 2, one evaluation of accel per step (the last one is reused).
@@ -433,7 +475,7 @@ def symplectic(accel: Callable[..., Any], q0: Any, v0: Any, dt: float, steps: in
     if v_def != treedef or [np.shape(x) for x in v] != [np.shape(x) for x in q]:
         raise ValueError(f"v0 must have the structure and shapes of q0: got {v_def} "
                          f"{[np.shape(x) for x in v]} for {treedef} {[np.shape(x) for x in q]}")
-    A = _Field(accel, args, treedef, q, "accel")
+    A = _Field(accel, _call_args(params, args, "symplectic"), treedef, q, "accel")
     t0_p = float(primal_value(t0))
     saved_t, saved_q, saved_v = ([t0_p], [[x] for x in q], [[x] for x in v]) if save_every else (None,) * 3
     half = 0.5 * h
@@ -468,15 +510,18 @@ class Sensitivity(NamedTuple):
 
 
 def sensitivity(f: Callable[..., Any], y0: Any, t_span: Sequence, params: Any = None, *,
-                method: str = "rk4", chunk_size: int | None = None, **options) -> Sensitivity:
+                args: Sequence = (), method: str = "rk4", chunk_size: int | None = None,
+                **options) -> Sensitivity:
     """y(t1) of y' = f(y, t, params) and its derivatives in one forward pass.
 
-    Runs `odeint` once with all directions of ``y0`` and ``params`` (a pytree,
-    or None for an ``f(y, t)`` without parameters) carried together by
-    `jacfwd` (``chunk_size`` directions per pass for large inputs), so memory
-    stays flat in the number of steps.  ``options`` go to `odeint` (steps,
-    dt, rtol, atol, ...; see its docstring for what derivatives through rk45
-    mean).  Returns ``Sensitivity(y, dy0, dparams)``: for an array state,
+    The calling convention is `odeint`'s: ``f(y, t, params, *args)``, or
+    ``f(y, t, *args)`` with ``params=None``.  Runs `odeint` once with all
+    directions of ``y0`` and ``params`` (a pytree, or None for an ``f``
+    without parameters) carried together by `jacfwd` (``chunk_size``
+    directions per pass for large inputs), so memory stays flat in the
+    number of steps.  ``args`` are extra arguments that are not
+    differentiated.  ``options`` go to `odeint` (steps, dt, rtol, atol, ...;
+    see its docstring for what derivatives through rk45 mean).  Returns ``Sensitivity(y, dy0, dparams)``: for an array state,
     ``dy0`` is d y(t1) / d y0 and ``dparams`` is shaped like ``params`` with
     blocks d y(t1) / d leaf (None without params); for a pytree state, each
     leaf of y maps to such a block or tree.
@@ -484,11 +529,13 @@ def sensitivity(f: Callable[..., Any], y0: Any, t_span: Sequence, params: Any = 
     if "save_every" in options:
         raise ValueError("sensitivity returns the final state only; use jacfwd over odeint for "
                          "the sensitivities of a trajectory")
+    _call_args(params, args, "sensitivity")   # checks args
     out: dict = {}
     with_params = params is not None
 
     def run(y0, *p):
-        y_final = odeint(f, y0, t_span, p, method=method, **options)
+        y_final = odeint(f, y0, t_span, p[0] if p else None, args=args, method=method,
+                         **options)
         tags = [x._trace for x in tree_flatten((y0, p))[0] if type(x) is Dual]
         tag = tags[0] if tags else None
         out["y"] = tree_unflatten(tree_flatten(y_final)[1],

@@ -71,7 +71,7 @@ def worker(mode: str, T: int, trace: bool) -> int:
             return s.y, np.concatenate([u @ s.dy0] + [np.atleast_1d(u @ s.dparams[k]) for k in PARAMS])
 
         def loss(y0, p):
-            return u @ odeint(pendulum, y0, span(n), (p,), method="rk4", steps=n)
+            return u @ odeint(pendulum, y0, span(n), p, method="rk4", steps=n)
 
         g0, gp = grad(loss, argnums=(0, 1))(y0, params)
         return None, np.concatenate([g0] + [np.atleast_1d(gp[k]) for k in PARAMS])

@@ -15,7 +15,9 @@ derivative with respect to any mix of hyperparameters:
   once: cost independent of K, memory growing with the number of steps.  Use
   it for short runs with many hyperparameters (one weight per example).
 * ``mode="auto"``: `hyperopt.planner` picks one from K, T, the parameter
-  count and a memory budget.
+  count and a memory budget (calibrating on short runs only when that costs
+  little next to this hypergradient; otherwise forward mode, when its rough
+  memory estimate fits).
 
 Hyperparameters are differentiated in their unconstrained coordinates
 (`hyperopt.transforms`: log lr, logit momentum, ...), the coordinates the
@@ -27,27 +29,43 @@ Besides the optimizer's own hyperparameters (any key of
 layer; for a `scheduled` optimizer, the schedule's parameters too), a setup
 knows three more: ``init_scale`` (multiplies the model's initial weights),
 ``label_smoothing`` (of the training loss; the validation loss is the plain
-cross-entropy) and ``example_weights`` (one weight in (0, 1) per training
-example multiplying its loss, as in data hyper-cleaning: K = the number of
-training examples, a case for reverse mode).
+loss) and ``example_weights`` (one weight in (0, 1) per training example
+multiplying its loss, as in data hyper-cleaning: K = the number of training
+examples, a case for reverse mode).
+
+The model is any object following `hyperopt.models.Model`: ``init(seed,
+scale, dtype)`` and ``loss(params, x, y)``; the built-in models and your own
+are treated alike.  `Setup` checks the model when it is built (TypeError
+naming a missing method) and detects its optional parts
+(`hyperopt.models.check_model`).  A hyperparameter the model cannot use is
+an error, not a zero hypergradient: ``label_smoothing`` needs a loss with a
+``label_smoothing`` parameter, ``init_scale`` an init with a ``scale``
+parameter, ``example_weights`` an ``apply(params, x)`` returning logits;
+tuning one of them (or setting it to a value other than its default)
+without that part raises ValueError naming the model and the hyperparameter.
+A hypergradient that comes out exactly zero after the whole run (the
+validation loss does not depend on that hyperparameter) is reported with a
+RuntimeWarning.  A model without ``accuracy`` gets ``nan`` accuracies.
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from autodiff import grad, jit as _jit, value_and_grad
-from autodiff.core import primal_value
+from autodiff.core import Box, primal_value
 from autodiff.dual import Dual, dual
 from autodiff.jit import RecordError
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
 from ._checks import float_dtype, scalar_loss
+from .models import check_model
 from .optim import Optimizer
 
 __all__ = ["Setup", "Hypergradient", "HypergradientError", "hypergradient", "EXTRA_CONSTRAINTS",
@@ -98,9 +116,14 @@ class Setup:
     the step cannot be recorded).  ``check_every`` steps, the tangents are
     checked: a non-finite value or a tangent norm above
     ``max_tangent_norm`` raises `HypergradientError` naming the step.
-    ``dtype`` (float32 or float64) is the dtype of the parameters and inputs;
-    ``model.loss`` must return one number (shape (), or (1,) taken as that
-    number).
+    ``dtype`` (float32 or float64) is the dtype of the parameters and inputs.
+
+    ``model`` follows the `hyperopt.models.Model` protocol: ``init(seed,
+    scale, dtype)`` -> parameters, ``loss(params, x, y)`` -> one number (shape
+    (), or (1,) taken as that number); it is checked here (TypeError naming
+    what is missing), and ``model_info`` records its optional parts (a
+    ``label_smoothing`` parameter of loss, ``accuracy``, ``apply``).  The loss
+    is given ``label_smoothing`` only when it is tuned or nonzero.
     """
 
     model: Any
@@ -123,6 +146,7 @@ class Setup:
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         self.dtype = float_dtype(self.dtype, "dtype")
+        self.model_info = check_model(self.model)
         train = self.data.train
         self.batcher = Batcher(len(train.x), self.batch_size, seed=self.seed)
         self._train_x = np.asarray(train.x, dtype=self.dtype) if np.issubdtype(
@@ -154,8 +178,39 @@ class Setup:
                     and not transforms.is_valid(c, v):
                 raise ValueError(f"hyperparameter {k}={_fmt(v)} is outside its range ({c}) "
                                  "or not finite")
+            if k in EXTRA_DEFAULTS and not _is_default(k, v):
+                self._check_model_uses(k, f"{k}={_fmt(v)}" if np.size(primal_value(v)) == 1
+                                       else f"{k} given")
             h[k] = v
         return h
+
+    def _check_model_uses(self, name: str, what: str) -> None:
+        """ValueError if the model has no use for hyperparameter ``name`` (``what``
+        says how it was asked for: tuned, or a value)."""
+        info, m = self.model_info, self.model_info.name
+        if name == "label_smoothing" and info.label_smoothing is None:
+            raise ValueError(
+                f"{what}: model {m} does not use label_smoothing (its loss{_sig(self.model.loss)} "
+                "has no label_smoothing parameter), so its hypergradient would be exactly zero; "
+                f"add a label_smoothing parameter to {m}.loss, or do not tune or set it")
+        if name == "init_scale" and not info.init_scale:
+            raise ValueError(
+                f"{what}: model {m} does not use init_scale (its init{_sig(self.model.init)} "
+                "has no scale parameter), so its hypergradient would be exactly zero; "
+                f"give {m}.init a scale parameter that multiplies the initial weights")
+        if name == "example_weights" and not info.apply:
+            raise ValueError(
+                f"{what}: model {m} has no apply(params, x) returning logits, which "
+                "example_weights needs (it weights each example's softmax cross-entropy)")
+
+    def check_tunable(self, names) -> None:
+        """ValueError naming the model and the hyperparameter if one of ``names``
+        is a hyperparameter this setup's model cannot use (``label_smoothing``
+        without a loss that takes it, ``init_scale`` without an init that takes
+        ``scale``, ``example_weights`` without ``apply``)."""
+        for k in names:
+            if k in EXTRA_DEFAULTS:
+                self._check_model_uses(k, f"cannot tune {k}")
 
     # -- the run ---------------------------------------------------------------
     def batch(self, t: int):
@@ -163,13 +218,53 @@ class Setup:
         return self._train_x[idx], self._train_y[idx]
 
     def init(self, hparams: dict):
-        return self.model.init(seed=self.init_seed, scale=hparams["init_scale"], dtype=self.dtype)
+        return self._init_params(hparams["init_scale"])
 
-    def loss(self, params, x, y, *label_smoothing):
-        """``model.loss(params, x, y, *label_smoothing)`` as a 0-d value (`scalar_loss`):
-        a single-element loss is reshaped to (), any other shape raises ValueError."""
-        return scalar_loss(self.model.loss(params, x, y, *label_smoothing),
-                           f"model.loss ({type(self.model).__name__}.loss)")
+    def _init_params(self, scale):
+        """``model.init`` with the seed, and ``scale`` and ``dtype`` where it takes them
+        (a scale it cannot take must be 1: `resolve` refuses other values)."""
+        info = self.model_info
+        kw = {}
+        if info.init_scale:
+            kw["scale"] = scale
+        if info.init_dtype:
+            kw["dtype"] = self.dtype
+        if info.init_seed == "keyword":
+            params = self.model.init(seed=self.init_seed, **kw)
+        else:
+            params = self.model.init(self.init_seed, **kw)
+        if not info.init_dtype:   # an init that cannot be told the dtype must match it
+            got = {np.result_type(primal_value(p)) for p in tree_leaves(params)}
+            if got - {self.dtype}:
+                raise ValueError(
+                    f"{info.name}.init{_sig(self.model.init)} takes no dtype and returned "
+                    f"{', '.join(sorted(d.name for d in got))} parameters, but the setup computes "
+                    f"in {self.dtype.name}; give {info.name}.init a dtype parameter, or build the "
+                    f"setup with dtype={sorted(d.name for d in got)[0]}")
+        return params
+
+    def loss(self, params, x, y, label_smoothing=None):
+        """``model.loss(params, x, y)`` as a 0-d value (`scalar_loss`): a single-element
+        loss is reshaped to (), any other shape raises ValueError.
+
+        ``label_smoothing`` is passed on when it is a traced value (tuned) or
+        nonzero; None or a plain zero is left out, so a model whose loss has no
+        such parameter works.  A model that cannot take a nonzero or tuned one
+        raises ValueError."""
+        info = self.model_info
+        if label_smoothing is None or _plain_zero(label_smoothing):
+            out = self.model.loss(params, x, y)
+        elif info.label_smoothing == "keyword":
+            out = self.model.loss(params, x, y, label_smoothing=label_smoothing)
+        else:
+            self._check_model_uses("label_smoothing", "label_smoothing")  # raises if it is None
+            out = self.model.loss(params, x, y, label_smoothing)
+        return scalar_loss(out, f"model.loss ({info.name}.loss)")
+
+    def _smoothing_arg(self, smoothing):
+        """What the training step passes as label smoothing: None for a plain zero
+        (the model's loss is then called without it), else the value."""
+        return None if smoothing is None or _plain_zero(smoothing) else smoothing
 
     def _raw_step(self, params, state, opt_h, smoothing, x, y, weights=None):
         if weights is None:
@@ -181,6 +276,7 @@ class Setup:
     def _weighted_loss(self, params, x, y, smoothing, weights):
         """The batch mean of weights_i x (smoothed) cross-entropy_i."""
         from autodiff.ops import log_softmax
+        smoothing = 0.0 if smoothing is None else smoothing
         logp = log_softmax(self.model.apply(params, x), axis=-1)
         picked = np.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
         per_example = -(1.0 - smoothing) * picked - smoothing * np.mean(logp, axis=-1)
@@ -202,7 +298,7 @@ class Setup:
         """
         h = self.resolve(hparams)
         opt_h = {k: h[k] for k in self.optimizer.defaults}
-        smoothing = h["label_smoothing"]
+        smoothing = self._smoothing_arg(h["label_smoothing"])
         use_jit = self.jit if jit is None else jit
         if start is None:
             t0 = 0
@@ -279,7 +375,9 @@ class Setup:
                 "(hyperopt.online) with mu < 1")
 
     def evaluate(self, params, split: str = "val"):
-        """``(loss, accuracy)`` on a split; the loss keeps params' number type."""
+        """``(loss, accuracy)`` on a split; the loss keeps params' number type (the
+        model's plain loss, without label smoothing).  The accuracy is a float, or
+        ``nan`` when the model has no ``accuracy`` method (or it returns None)."""
         d = getattr(self.data, split)
         x = np.asarray(d.x, dtype=self.dtype) if np.issubdtype(np.asarray(d.x).dtype,
                                                               np.floating) else d.x
@@ -292,12 +390,44 @@ class Setup:
             loss = self._steppers[key](params, x, d.y)
         else:
             loss = self.loss(params, x, d.y)
-        acc = self.model.accuracy(tree_map(primal_value, params), x, d.y)
-        return loss, float(acc)
+        acc = (self.model.accuracy(tree_map(primal_value, params), x, d.y)
+               if self.model_info.accuracy else None)
+        return loss, (math.nan if acc is None else float(acc))
 
     def n_params(self) -> int:
-        return int(sum(np.size(p) for p in tree_leaves(self.model.init(seed=self.init_seed,
-                                                                        dtype=self.dtype))))
+        return int(sum(np.size(p) for p in tree_leaves(self._init_params(1.0))))
+
+
+def _plain_zero(v) -> bool:
+    """Whether ``v`` is a plain number (or array) that is all zeros: not traced."""
+    if isinstance(v, Box) or isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return v == 0
+    if type(v) is np.ndarray and v.dtype.kind in "fi":
+        return not np.any(v)
+    return False
+
+
+def _is_default(name: str, v) -> bool:
+    """Whether ``v`` is the neutral value of an extra hyperparameter (no use asked of
+    the model): label_smoothing 0, init_scale 1, example_weights None."""
+    if name == "example_weights":
+        return v is None
+    if isinstance(v, Box):
+        return False
+    try:
+        return bool(np.all(np.asarray(v) == EXTRA_DEFAULTS[name]))
+    except (TypeError, ValueError):
+        return False
+
+
+def _sig(fn) -> str:
+    import inspect
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "(...)"
 
 
 def _scalarize(name: str, value) -> dict:
@@ -346,7 +476,8 @@ class Hypergradient(NamedTuple):
     ``value``: the validation loss after the run; ``grads``: its derivative
     with respect to each differentiated hyperparameter's unconstrained value
     (a dict shaped like those values); ``natural``: the same with respect to
-    the hyperparameters themselves; ``accuracy``: validation accuracy;
+    the hyperparameters themselves; ``accuracy``: validation accuracy (``nan``
+    for a model without ``accuracy``);
     ``mode``, ``K``, ``seconds``: how it was computed.
     """
     value: float
@@ -410,12 +541,14 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
             raise ValueError(f"unknown hyperparameter {k!r}; this setup has {sorted(h)}")
         if setup.constraints.get(k, "missing") == "missing":
             raise ValueError(f"{k!r} is not a continuous hyperparameter")
+    setup.check_tunable(names)
     u = _to_u(setup, h, names)
     leaves, treedef, sizes = flat_hypergrad(u, names)
     K = sum(sizes)
     if mode == "auto":
         from .planner import plan
-        mode = plan(setup, K=K, memory_budget=memory_budget,
+        # one hypergradient: the planner calibrates only if that is cheap next to it
+        mode = plan(setup, K=K, memory_budget=memory_budget, iterations=1,
                     hparams={k: h[k] for k in names}).mode
         if mode == "hd":  # a whole-run hypergradient was asked for: HD is an online method
             mode = "forward"
@@ -431,9 +564,23 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
         value, flat, acc = _reverse(setup, h, u, leaves, treedef, progress)
     seconds = time.perf_counter() - t0
     grads = unflatten_like(flat, leaves, treedef)
+    _warn_zero(setup, grads, names)
     scale = _dh_du(setup, u)
     natural = {k: tree_map(lambda g, s: np.asarray(g) / s, grads[k], scale[k]) for k in names}
     return Hypergradient(float(value), grads, natural, acc, mode, K, seconds)
+
+
+def _warn_zero(setup: Setup, grads: dict, names) -> None:
+    """A RuntimeWarning for each hyperparameter whose hypergradient is exactly zero
+    in every entry after the whole run: the validation loss does not depend on it."""
+    for k in names:
+        leaves = [np.asarray(g) for g in tree_leaves(grads[k])]
+        if leaves and not any(np.any(g != 0) for g in leaves):
+            warnings.warn(
+                f"the hypergradient with respect to {k!r} is exactly zero after the whole run "
+                f"({setup.steps} steps of {setup.model_info.name}): the validation loss does not "
+                f"depend on {k}, so tuning it does nothing (is it used by the model or the "
+                "optimizer? is the run long enough for it to act?)", RuntimeWarning, stacklevel=3)
 
 
 def _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress):

@@ -1,8 +1,61 @@
-"""Small models with one interface, for hyperparameter-optimization experiments.
+"""Models for hyperparameter-optimization experiments: the `Model` protocol and
+four built-in classifiers.
 
-Each model is a stateless object holding its architecture; parameters are a
-dict of arrays (a pytree), so `autodiff.grad` differentiates them and the
-optimizers in `hyperopt.optim` update them.
+Your own model
+--------------
+`hyperopt.hypergrad.Setup` (and so `hypergradient`, `Tuner`, the planner,
+RTHO and MARTHE) trains any object that follows the `Model` protocol; no base
+class is needed.  Two methods are required:
+
+* ``init(seed, scale=1.0, dtype=np.float64)`` returns the initial parameters,
+  a pytree (dict, list, tuple or NamedTuple of float arrays).  ``scale``
+  multiplies the standard initialization by plain arithmetic
+  (``w = scale * w0``, never ``np.asarray(scale)`` or ``float(scale)``), so it
+  may arrive as a `Dual` and the hyperparameter ``init_scale`` gets its
+  derivative.  ``dtype`` is the dtype the setup computes in.
+* ``loss(params, x, y)`` returns the mean loss on a batch: one number (shape
+  () or (1,)), written in numpy on ``params``.  It is both the training loss
+  and, on the validation split and without label smoothing, the objective
+  the hyperparameters are tuned against.
+
+Optional parts are detected, not assumed:
+
+* a ``label_smoothing`` parameter of ``loss`` (or ``*args`` / ``**kwargs``):
+  the setup then passes ``label_smoothing`` when it is tuned or nonzero.  Tuning
+  ``label_smoothing`` (or setting it nonzero) for a loss without one is a
+  ValueError, never a silent zero hypergradient.
+* an ``init`` without a ``scale`` (or ``dtype``) parameter is called without
+  it; ``init_scale`` then cannot be tuned or set (ValueError), and the
+  parameters must already be of the setup's dtype (ValueError otherwise).
+* ``accuracy(params, x, y)`` -> float, computed on primal values.  Without
+  it, `Setup.evaluate` reports the accuracy as ``nan`` (so does
+  ``Hypergradient.accuracy`` and the tuner's ``val_acc`` / ``test_acc``).
+* ``apply(params, x)`` -> logits: needed only for ``example_weights``
+  (data hyper-cleaning weights a per-example softmax cross-entropy of the
+  logits).
+
+`check_model(model)` checks an object against the protocol (TypeError naming
+what is missing) and reports which optional parts it has (`ModelInfo`).
+
+A minimal model (least squares, no label smoothing, no accuracy)::
+
+    class Linear:
+        def __init__(self, n_in):
+            self.n_in = n_in
+
+        def init(self, seed, scale=1.0, dtype=np.float64):
+            rng = np.random.default_rng(seed)
+            w = rng.standard_normal(self.n_in).astype(dtype) / np.sqrt(self.n_in)
+            return {"w": scale * w, "b": np.zeros((), dtype)}
+
+        def loss(self, params, x, y):
+            return np.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+The built-in models
+-------------------
+Each is a stateless `Classifier` holding its architecture; parameters are a
+dict of arrays, so `autodiff.grad` differentiates them and the optimizers in
+`hyperopt.optim` update them.
 
     model = get_model("mlp", sizes=(64, 128, 10))
     params = model.init(seed=0, scale=1.0)          # scale may be a Dual
@@ -21,7 +74,9 @@ optimizers in `hyperopt.optim` update them.
 """
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,7 +86,132 @@ from autodiff.tree import tree_leaves
 
 from ._checks import float_dtype
 
-__all__ = ["Model", "LogisticRegression", "MLP", "CNN", "CharLSTM", "get_model", "MODELS"]
+__all__ = ["Model", "ModelInfo", "check_model", "Classifier", "LogisticRegression", "MLP", "CNN",
+           "CharLSTM", "get_model", "MODELS"]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What `hyperopt.hypergrad.Setup` needs of a model: ``init`` and ``loss``.
+
+    Any object with these two methods is a model (no base class needed;
+    ``isinstance(obj, Model)`` checks that both exist).  Optional parts
+    (detected by `check_model`): a ``label_smoothing`` parameter of ``loss``,
+    ``accuracy(params, x, y)``, ``apply(params, x)``.  See the module
+    docstring for the details and a minimal example.
+    """
+
+    def init(self, seed: int, scale: Any = 1.0, dtype: Any = np.float64) -> Any:
+        """The initial parameters (a pytree of float arrays of ``dtype``), with the
+        standard initialization multiplied by ``scale`` by plain arithmetic (it
+        may be a Dual)."""
+        ...
+
+    def loss(self, params: Any, x: Any, y: Any) -> Any:
+        """The mean loss on the batch ``(x, y)``: one number, differentiable in
+        ``params`` (numpy code on the parameters)."""
+        ...
+
+
+class ModelInfo(NamedTuple):
+    """What `check_model` found out about a model."""
+    name: str                    # the model's class name, for messages
+    init_seed: str               # how init takes the seed: "keyword" (seed=...) or "positional"
+    label_smoothing: str | None  # how loss takes it: "keyword", "positional", or None (it does not)
+    init_scale: bool             # init takes ``scale``
+    init_dtype: bool             # init takes ``dtype``
+    accuracy: bool               # has accuracy(params, x, y)
+    apply: bool                  # has apply(params, x) (logits; needed for example_weights)
+
+
+PROTOCOL = ("the hyperopt.models.Model protocol: init(seed, scale=1.0, dtype=np.float64) -> "
+            "params (a pytree), loss(params, x, y) -> one number; optional: a label_smoothing "
+            "parameter of loss, accuracy(params, x, y), apply(params, x)")
+
+
+def _signature(fn):
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):   # some builtins and C callables have none
+        return None
+
+
+def _binds(sig, *args, **kwargs) -> bool:
+    if sig is None:
+        return True
+    try:
+        sig.bind(*args, **kwargs)
+        return True
+    except TypeError:
+        return False
+
+
+def _implemented(model, name: str) -> bool:
+    """Whether ``model.name`` is a callable other than the protocol's own stub (a class
+    that subclasses `Model` explicitly inherits the stubs)."""
+    fn = getattr(model, name, None)
+    if not callable(fn):
+        return False
+    stub = getattr(Model, name, None)
+    return stub is None or getattr(fn, "__func__", fn) is not stub
+
+
+def check_model(model) -> ModelInfo:
+    """Check ``model`` against the `Model` protocol and detect its optional parts.
+
+    Raises TypeError naming the missing method (``init`` or ``loss``), or the
+    one whose signature cannot take the protocol's arguments (init(seed),
+    loss(params, x, y)).  ``loss`` takes ``label_smoothing`` if it has a
+    parameter of that name, ``*args`` or ``**kwargs``; ``init`` takes
+    ``scale`` / ``dtype`` if it has a parameter of that name or ``**kwargs``.
+    A signature that cannot be inspected is taken to follow the protocol in
+    full.
+    """
+    name = type(model).__name__
+    for method in ("init", "loss"):
+        if not _implemented(model, method):
+            what = "has no" if getattr(model, method, None) is None else "does not implement the"
+            hint = ("; for the softmax cross-entropy and accuracy of apply(params, x)'s logits, "
+                    "subclass hyperopt.models.Classifier" if method == "loss"
+                    and _implemented(model, "apply") else "")
+            raise TypeError(f"{name} {what} {method}() method; a model must follow {PROTOCOL}"
+                            + hint)
+    init_sig, loss_sig = _signature(model.init), _signature(model.loss)
+    seed_kw = init_sig is None or _binds(init_sig, seed=0)
+    for method, sig, ok in (("init", init_sig, seed_kw or _binds(init_sig, 0)),
+                            ("loss", loss_sig, _binds(loss_sig, None, None, None))):
+        if not ok:
+            raise TypeError(f"{name}.{method}{sig} cannot be called as {method}("
+                            f"{'seed' if method == 'init' else 'params, x, y'}); "
+                            f"a model must follow {PROTOCOL}")
+
+    def takes(sig, arg: str, var_positional: bool) -> str | None:
+        if sig is None:
+            return "keyword" if arg != "label_smoothing" else "positional"
+        ps = sig.parameters
+        if arg in ps and ps[arg].kind is not inspect.Parameter.VAR_POSITIONAL \
+                and ps[arg].kind is not inspect.Parameter.VAR_KEYWORD:
+            return "positional" if ps[arg].kind is inspect.Parameter.POSITIONAL_ONLY else "keyword"
+        kinds = {p.kind for p in ps.values()}
+        if var_positional and inspect.Parameter.VAR_POSITIONAL in kinds:
+            return "positional"
+        if inspect.Parameter.VAR_KEYWORD in kinds:
+            return "keyword"
+        return None
+
+    smoothing = takes(loss_sig, "label_smoothing", True)
+    if smoothing == "positional" and loss_sig is not None:
+        # passed 4th (params, x, y, label_smoothing): it must land in *args or in a
+        # positional-only parameter named label_smoothing, not in another parameter
+        positional = [p.name for p in loss_sig.parameters.values()
+                      if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                    inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        if len(positional) > 3 and positional[3] != "label_smoothing":
+            smoothing = None
+    return ModelInfo(name, "keyword" if seed_kw else "positional", smoothing,
+                     takes(init_sig, "scale", False) is not None,
+                     takes(init_sig, "dtype", False) is not None,
+                     _implemented(model, "accuracy"), _implemented(model, "apply"))
 
 
 def _weight(rng, shape, fan_in, dtype, scale, gain=1.0):
@@ -48,16 +228,19 @@ def _dtype_of(params) -> np.dtype:
     return np.result_type(primal_value(tree_leaves(params)[0]))
 
 
-class Model:
-    """The common interface; subclasses define ``name``, ``init`` and ``apply``."""
+class Classifier(Model):
+    """The base of the built-in models (a `Model` with the optional parts):
+    subclasses define ``name``, ``init`` and ``apply`` (logits); ``loss`` is the
+    softmax cross-entropy with label smoothing and ``accuracy`` the argmax
+    accuracy, both of ``apply``'s logits."""
 
     name: str = "model"
 
     def init(self, seed: int = 0, scale=1.0, dtype=np.float64) -> dict:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define init")
 
     def apply(self, params: dict, x):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define apply")
 
     def loss(self, params: dict, x, y, label_smoothing=0.0):
         return nn.softmax_cross_entropy(self.apply(params, x), y, label_smoothing)
@@ -76,7 +259,7 @@ class Model:
         return f"{type(self).__name__}({fields})"
 
 
-class LogisticRegression(Model):
+class LogisticRegression(Classifier):
     """Multinomial logistic regression: x (N, n_in) -> logits (N, n_classes).
     params: "w" (n_in, n_classes), "b" (n_classes,)."""
 
@@ -98,7 +281,7 @@ class LogisticRegression(Model):
 _ACTIVATIONS = {"tanh": (nn.tanh, 1.0), "relu": (nn.relu, math.sqrt(2.0))}  # (function, init gain)
 
 
-class MLP(Model):
+class MLP(Classifier):
     """Fully connected net: x (N, sizes[0]) -> logits (N, sizes[-1]), ``activation``
     ("tanh" or "relu") between layers.  params: "w0", "b0", "w1", "b1", ...
     with "wi" of shape (sizes[i], sizes[i+1])."""
@@ -133,7 +316,7 @@ class MLP(Model):
         return x
 
 
-class CNN(Model):
+class CNN(Classifier):
     """conv (kernel x kernel, ``channels`` filters, same padding) -> relu -> max pool
     ``pool`` -> linear to ``n_classes``, for images of shape ``in_shape`` (C, H, W)
     (default one-channel 8x8 digits).  x is (N, C, H, W), or (N, C*H*W) flat.
@@ -172,7 +355,7 @@ class CNN(Model):
         return nn.linear(h, params["w"], params["b"])
 
 
-class CharLSTM(Model):
+class CharLSTM(Classifier):
     """Character-level LSTM language model: x int ids (B, T) -> logits (B, T, vocab_size),
     by unrolling `autodiff.nn.lstm_cell` from zero states; ``loss(params, x, y)``
     is the mean cross-entropy over all B*T positions, y (B, T) the next characters.
@@ -215,7 +398,7 @@ class CharLSTM(Model):
 MODELS = {"logreg": LogisticRegression, "mlp": MLP, "cnn": CNN, "lstm": CharLSTM}
 
 
-def get_model(name: str, **kwargs) -> Model:
+def get_model(name: str, **kwargs) -> Classifier:
     """A model by registry name ("logreg", "mlp", "cnn", "lstm"), built with ``kwargs``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")

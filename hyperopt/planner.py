@@ -22,6 +22,21 @@ memory estimates are what tracemalloc reports as the peak of the run above
 what was allocated before it (the data and the model are not counted); the
 time estimates are for eager execution (jit replay makes forward mode faster
 still on small models).
+
+Calibration has a cost of its own: a few hundred to a few thousand plain
+steps' worth (about 500 + 400 K), which on a short run is more than the run.
+`plan` records the seconds it spent calibrating in ``Plan.calibration_seconds``
+(None when it did not calibrate).  Given ``iterations`` (the number of
+hypergradients the run will compute, e.g. a tuner's hyper-iterations), it
+first probes the setup cheaply (`probe`: parameter and optimizer-state sizes,
+the time and traced peak of one plain step, the time of one validation loss),
+estimates the run (iterations x T x a forward step) and the calibration, and
+calibrates only when that costs at most ``max_calibration_share`` (10%) of
+the run.  Otherwise it picks forward mode from the probe alone when forward's
+rough memory, (1 + K) x (parameters + optimizer state + one step's
+temporaries), fits the budget with a 4x margin and K is small enough that
+reverse mode cannot be much faster; if not, it calibrates anyway.
+``Plan.reason`` says which way it went and why.
 """
 from __future__ import annotations
 
@@ -37,10 +52,18 @@ from autodiff import grad
 from autodiff.dual import dual
 from autodiff.tree import tree_leaves, tree_map
 
-__all__ = ["Calibration", "Estimate", "Plan", "calibrate", "plan", "default_memory_budget"]
+__all__ = ["Calibration", "Estimate", "Plan", "Probe", "calibrate", "plan", "probe",
+           "default_memory_budget", "CALIBRATION_SHARE"]
 
 REVERSE_MARGIN = 1.5          # reverse is picked over forward only when this much faster
 HD_TIME_FACTOR = 1.3          # one extra dot product and update per step
+CALIBRATION_SHARE = 0.10      # calibrate only when it costs at most this share of the run
+# rough costs, in plain eager steps, for the estimates made without calibrating
+# (measured on the MLP and the character LSTM, within about 2x):
+CAL_BASE_STEPS, CAL_STEPS_PER_TANGENT = 500.0, 400.0   # calibrate() with K directions
+ROUGH_FORWARD_STEP, ROUGH_TANGENT = 1.0, 0.5           # a forward step: 1 + K/2 plain steps
+ROUGH_REVERSE_STEP = 5.0                               # recording a step and sweeping it back
+ROUGH_MEMORY_MARGIN = 4.0     # forward without calibration only when 4x its rough memory fits
 
 
 class Calibration(NamedTuple):
@@ -68,7 +91,21 @@ class Estimate(NamedTuple):
     note: str
 
 
+class Probe(NamedTuple):
+    """What `probe` measures in a few plain steps (no tangents, no tape)."""
+    n_params: int
+    param_bytes: int          # all parameters, one copy
+    state_bytes: int          # the optimizer's buffers
+    step_bytes: int           # traced peak temporaries of one plain gradient step
+    step_seconds: float       # one plain eager step
+    eval_seconds: float       # one validation loss
+    seconds: float            # what probing took
+
+
 class Plan(NamedTuple):
+    """The planner's choice.  ``calibration_seconds``: the seconds this call of
+    `plan` spent calibrating (None when it did not calibrate: a calibration was
+    given, or the cheap path was taken)."""
     mode: str
     reason: str
     estimates: dict
@@ -76,6 +113,7 @@ class Plan(NamedTuple):
     T: int
     memory_budget: float
     chunk_size: int | None
+    calibration_seconds: float | None = None
 
     def table(self) -> str:
         rows = [f"{'mode':<8} {'time':>10} {'memory':>10}  fits  note"]
@@ -161,7 +199,7 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
     # memory (eager, traced)
     opt_h = {k: h[k] for k in setup.optimizer.defaults}
     x, y = setup.batch(0)
-    step = lambda: setup._raw_step(params, state, opt_h, 0.0, x, y)
+    step = lambda: setup._raw_step(params, state, opt_h, None, x, y)
     step()
     step_bytes = min(_peak(step)[0] for _ in range(repeats))
     fwd_mem = lambda k: min(_peak(lambda: hypergradient(eager(2), hp, chunk_size=k))[0]
@@ -198,31 +236,138 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
         reverse_step_seconds=rev_t)
 
 
+def probe(setup, hparams: dict | None = None) -> Probe:
+    """Measure ``setup`` cheaply: sizes of the parameters and the optimizer state,
+    the time of one plain eager step (best of two, after a warm-up step), the
+    traced peak of one more, and the time of one validation loss; a handful of
+    plain steps in all."""
+    t_start = time.perf_counter()
+    h = setup.resolve(dict(hparams) if hparams else {})
+    params = setup.init(h)
+    state = setup.optimizer.init(params)
+    opt_h = {k: h[k] for k in setup.optimizer.defaults}
+    x, y = setup.batch(0)
+    step = lambda: setup._raw_step(params, state, opt_h, None, x, y)
+    step()   # warm-up
+    secs = _seconds(step, 2)
+    step_bytes = _peak(step)[0]
+    d = setup.data.val
+    xv = np.asarray(d.x, dtype=setup.dtype) if np.issubdtype(np.asarray(d.x).dtype,
+                                                               np.floating) else d.x
+    t0 = time.perf_counter()
+    setup.loss(params, xv, d.y)
+    ev = time.perf_counter() - t0
+    return Probe(n_params=int(sum(np.size(p) for p in tree_leaves(params))),
+                 param_bytes=_nbytes(params),
+                 state_bytes=_nbytes([b for b in tree_leaves(state) if np.ndim(b) > 0]),
+                 step_bytes=step_bytes, step_seconds=max(secs, 1e-7), eval_seconds=ev,
+                 seconds=time.perf_counter() - t_start)
+
+
+def _rough_estimates(p: Probe, K: int, T: int, budget: float) -> dict:
+    """Forward, reverse and HD estimated from a probe alone (no calibration)."""
+    s = p.step_seconds
+    fwd_bytes = (1 + K) * (p.param_bytes + p.state_bytes + p.step_bytes)
+    fwd = Estimate("forward", T * s * (ROUGH_FORWARD_STEP + ROUGH_TANGENT * K) + p.eval_seconds,
+                   fwd_bytes, fwd_bytes <= budget, None,
+                   f"rough (not calibrated): {K} tangent(s); memory flat in T")
+    rev_bytes = T * (p.step_bytes + p.param_bytes + p.state_bytes)
+    rev = Estimate("reverse", T * s * ROUGH_REVERSE_STEP + p.eval_seconds, rev_bytes,
+                   rev_bytes <= budget, None, "rough (not calibrated): memory grows with T")
+    hd_bytes = p.param_bytes * 2 + p.state_bytes + p.step_bytes
+    hd = Estimate("hd", T * HD_TIME_FACTOR * s, hd_bytes, hd_bytes <= budget, None,
+                  "rough (not calibrated): online, greedy one-step hypergradient")
+    return {"forward": fwd, "reverse": rev, "hd": hd}
+
+
 def _forward_bytes(c: Calibration, k: int) -> float:
     return c.forward_base_bytes + k * c.forward_bytes_per_tangent
 
 
 def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | None = None,
          time_budget: float | None = None, calibration: Calibration | None = None,
-         hparams: dict | None = None) -> Plan:
+         hparams: dict | None = None, iterations: int | None = None,
+         max_calibration_share: float = CALIBRATION_SHARE) -> Plan:
     """Estimate forward, reverse and one-step HD for K hyperparameters over T steps,
     and pick one.
 
     Exact modes come first: of forward (chunked if all K directions do not fit)
     and reverse, the faster one that fits ``memory_budget`` (bytes; default
-    half the machine's memory) and ``time_budget`` (seconds, default none).
-    One-step HD is picked only when no exact mode fits.
+    half the machine's memory) and ``time_budget`` (seconds per hypergradient,
+    default none).  One-step HD is picked only when no exact mode fits.
+
+    The estimates come from ``calibration`` if given, else from calibrating
+    ``setup`` now (`calibrate`, w.r.t. ``hparams``); ``Plan.calibration_seconds``
+    is the time that took.  ``iterations``, the number of hypergradients the
+    run will compute (a tuner's hyper-iterations; 1 for a single
+    `hypergradient`), lets the planner weigh that cost: it probes the setup
+    (`probe`, a few plain steps), and when calibrating would cost more than
+    ``max_calibration_share`` of the estimated run it decides from the probe
+    instead (forward mode, when its rough memory fits the budget with a
+    margin and K is small enough that reverse cannot be much faster), saying
+    so in ``Plan.reason``.  Without ``iterations`` it always calibrates.
     """
     if not isinstance(K, (int, np.integer)) or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
-    c = calibration if calibration is not None else calibrate(setup, hparams)
-    T = setup.steps if T is None else T
+    if T is None:
+        T = setup.steps
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise ValueError(f"T must be a positive integer, got {T!r}")
     budget = default_memory_budget() if memory_budget is None else float(memory_budget)
     if not budget > 0:
         raise ValueError(f"memory_budget must be positive, got {memory_budget!r}")
+    if iterations is not None and (not isinstance(iterations, (int, np.integer))
+                                   or isinstance(iterations, bool) or iterations < 1):
+        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    if not max_calibration_share >= 0:
+        raise ValueError(f"max_calibration_share must be >= 0, got {max_calibration_share!r}")
     tmax = math.inf if time_budget is None else float(time_budget)
+
+    cal_seconds, cost_note = None, ""
+    if calibration is not None:
+        c = calibration
+    else:
+        if iterations is not None:
+            pr = probe(setup, hparams)
+            run_s = iterations * (T * pr.step_seconds * (ROUGH_FORWARD_STEP + ROUGH_TANGENT * K)
+                                  + pr.eval_seconds)
+            cal_s = pr.step_seconds * (CAL_BASE_STEPS + CAL_STEPS_PER_TANGENT * K)
+            share = f"{max_calibration_share:.0%}"
+            run_desc = (f"the run's estimated {_secs(run_s)} ({iterations} hypergradient"
+                        f"{'' if iterations == 1 else 's'} of {T} steps)")
+            if cal_s > max_calibration_share * run_s:
+                est = _rough_estimates(pr, K, T, budget)
+                fwd, rev = est["forward"], est["reverse"]
+                cheap = (f"calibrating would take about {_secs(cal_s)}, more than {share} of "
+                         f"{run_desc}")
+                fits = ROUGH_MEMORY_MARGIN * fwd.bytes <= budget
+                competitive = fwd.seconds <= REVERSE_MARGIN * rev.seconds
+                if fits and competitive and fwd.seconds <= tmax:
+                    why = (f"forward, chosen without calibrating: {cheap}; forward's rough memory, "
+                           f"(1 + K) x (parameters + optimizer state + one step's temporaries) = "
+                           f"{_bytes(fwd.bytes)}, fits the budget ({_bytes(budget)}) "
+                           f"{ROUGH_MEMORY_MARGIN:g}x over, and with K={K} reverse cannot be "
+                           "much faster")
+                    return Plan("forward", why, est, K, T, budget, None, None)
+                if not fits:
+                    cost_note = (f"; calibrated although {cheap}, because forward's rough memory "
+                                 f"({_bytes(fwd.bytes)}) does not fit the budget "
+                                 f"{ROUGH_MEMORY_MARGIN:g}x over")
+                elif not competitive:
+                    cost_note = (f"; calibrated although {cheap}, because with K={K} directions "
+                                 "reverse mode may be faster, which only calibration can tell")
+                else:
+                    cost_note = (f"; calibrated although {cheap}, because forward's rough time "
+                                 f"({_secs(fwd.seconds)}) is over the time budget")
+        t0 = time.perf_counter()
+        c = calibrate(setup, hparams)
+        cal_seconds = time.perf_counter() - t0
+        if not cost_note:
+            cost_note = f"; calibrating took {_secs(cal_seconds)}"
+            if iterations is not None:
+                cost_note += f", about {cal_seconds / max(run_s, 1e-9):.0%} of {run_desc}"
+        else:
+            cost_note += f" (it took {_secs(cal_seconds)})"
 
     step_k = lambda k: c.forward_step_seconds + k * c.tangent_seconds
     # forward: the largest chunk that fits
@@ -254,10 +399,12 @@ def plan(setup=None, *, K: int, T: int | None = None, memory_budget: float | Non
         else:
             vs = (f"; reverse ({_secs(other.seconds)}) is not {REVERSE_MARGIN:g}x faster, and "
                   "forward's memory stays flat")
-        why = f"{best.mode} is exact and fits the budget ({_bytes(best.bytes)} <= {_bytes(budget)})" + vs
-        return Plan(best.mode, why, est, K, T, budget, best.chunk_size)
+        why = (f"{best.mode} is exact and fits the budget ({_bytes(best.bytes)} <= "
+               f"{_bytes(budget)})" + vs + cost_note)
+        return Plan(best.mode, why, est, K, T, budget, best.chunk_size, cal_seconds)
     why = ("no exact mode fits: forward needs "
            f"{_bytes(fwd.bytes)} / {_secs(fwd.seconds)}, reverse {_bytes(rev.bytes)} / "
            f"{_secs(rev.seconds)} (budget {_bytes(budget)}"
-           + ("" if time_budget is None else f", {_secs(tmax)}") + "); one-step HD instead")
-    return Plan("hd", why, est, K, T, budget, None)
+           + ("" if time_budget is None else f", {_secs(tmax)}") + "); one-step HD instead"
+           + cost_note)
+    return Plan("hd", why, est, K, T, budget, None, cal_seconds)

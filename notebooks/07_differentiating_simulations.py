@@ -65,8 +65,10 @@ notebook_start = time.perf_counter()
 # and to check the integrator; the fit itself sees only the simulation.
 
 # %%
-def oscillator(state, t, omega, zeta):
+def oscillator(state, t, params):
+    # odeint calls f(y, t, params), params as one argument: here the tuple (omega, zeta)
     x, v = state
+    omega, zeta = params
     return (v, -2 * zeta * omega * v - omega**2 * x)
 
 
@@ -246,7 +248,7 @@ def projectile(state, t, k):
 
 
 def rk4_step(state, t, length, k):
-    return odeint(projectile, state, (t, t + length), (k,), method="rk4", steps=1)
+    return odeint(projectile, state, (t, t + length), k, method="rk4", steps=1)
 
 
 def flight(angle, k, path=None):
@@ -440,14 +442,14 @@ def lorenz(state, t, rho):
 n_traj = 8
 rng = np.random.default_rng(1)
 start_states = (rng.normal(0, 1, n_traj), rng.normal(0, 1, n_traj), 25 + rng.normal(0, 1, n_traj))
-on_attractor = odeint(lorenz, start_states, (0.0, 10.0), (RHO,), method="rk4", dt=DT_L)  # burn-in
+on_attractor = odeint(lorenz, start_states, (0.0, 10.0), RHO, method="rk4", dt=DT_L)  # burn-in
 
 state = tuple(dual(c, np.outer(np.eye(3)[j], np.ones(n_traj))) for j, c in enumerate(on_attractor))
 SEGMENT, T_MAX = 0.5, 30.0
 times, jacobians = [0.0], [np.broadcast_to(np.eye(3), (n_traj, 3, 3))]
 start = time.perf_counter()
 for i in range(int(round(T_MAX / SEGMENT))):
-    state = odeint(lorenz, state, (i * SEGMENT, (i + 1) * SEGMENT), (RHO,), method="rk4", dt=DT_L)
+    state = odeint(lorenz, state, (i * SEGMENT, (i + 1) * SEGMENT), RHO, method="rk4", dt=DT_L)
     # state[c].tangents[j, i] = d state_c(t) / d state_j(0) for trajectory i
     jacobians.append(np.stack([c.tangents for c in state]).transpose(2, 0, 1))
     times.append((i + 1) * SEGMENT)
@@ -471,7 +473,7 @@ log_norms = np.log(np.linalg.norm(jacobians, ord=2, axis=(2, 3)))  # largest sin
 # %%
 k1 = np.searchsorted(times, 1.0)
 half_step = tuple(dual(c, np.outer(np.eye(3)[j], np.ones(n_traj))) for j, c in enumerate(on_attractor))
-half_step = odeint(lorenz, half_step, (0.0, 1.0), (RHO,), method="rk4", dt=DT_L / 2)
+half_step = odeint(lorenz, half_step, (0.0, 1.0), RHO, method="rk4", dt=DT_L / 2)
 J_half = np.stack([c.tangents for c in half_step]).transpose(2, 0, 1)
 err = {dt: np.abs(np.log(np.linalg.det(jac)) + (SIGMA + 1 + BETA)).max()
        for dt, jac in ((DT_L, jacobians[k1]), (DT_L / 2, J_half))}
@@ -483,7 +485,7 @@ def lorenz_fd(h):
     """Central-difference J(t) of trajectory 0 at the recorded times, step h."""
     s0 = np.array([c[0] for c in on_attractor])
     starts = np.concatenate([s0[:, None] + h * np.eye(3), s0[:, None] - h * np.eye(3)], axis=1)
-    _, runs = odeint(lorenz, tuple(starts), (0.0, T_MAX), (RHO,), method="rk4", dt=DT_L,
+    _, runs = odeint(lorenz, tuple(starts), (0.0, T_MAX), RHO, method="rk4", dt=DT_L,
                      save_every=int(round(SEGMENT / DT_L)))
     runs = np.stack(runs, axis=1)                       # (time, coordinate, run)
     return (runs[:, :, :3] - runs[:, :, 3:]) / (2 * h)  # (time, 3, 3)
@@ -603,14 +605,14 @@ fig.tight_layout()
 mus = np.array([1.0, 0.99, 0.97, 0.9])
 T_HYPER = 40.0
 n_steps = int(round(T_HYPER / DT_L))
-s_start = odeint(lorenz, (1.0, 1.0, 25.0), (0.0, 10.0), (RHO,), method="rk4", dt=DT_L)
+s_start = odeint(lorenz, (1.0, 1.0, 25.0), (0.0, 10.0), RHO, method="rk4", dt=DT_L)
 z_state = tuple(dual(np.full(mus.size, c), np.zeros(mus.size)) for c in s_start)
 rho = dual(np.full(mus.size, RHO), np.ones(mus.size))  # tangent d/d rho
 z_sum, tangent_norms, z_mean_grad = 0.0, [], []
 start = time.perf_counter()
 for i in range(n_steps):
     z_state = tuple(Dual(c.primal, mus * c.tangents, c.tag) for c in z_state)  # mu * Z_{t-1}
-    z_state = odeint(lorenz, z_state, (i * DT_L, (i + 1) * DT_L), (rho,), method="rk4", steps=1)
+    z_state = odeint(lorenz, z_state, (i * DT_L, (i + 1) * DT_L), rho, method="rk4", steps=1)
     z_sum = z_sum + z_state[2].tangent
     tangent_norms.append(np.sqrt(sum(c.tangent**2 for c in z_state)))
     z_mean_grad.append(z_sum / (i + 1))  # d <z>_T / d rho, discounted
@@ -632,7 +634,7 @@ for mu, norm, est in zip(mus, tangent_norms[-1], z_mean_grad[-1]):
 # %%
 def z_mean(rho_values, T, states):
     """<z> over (0, T] for each entry of rho_values; states: the start, one entry each."""
-    _, traj = odeint(lorenz, states, (0.0, T), (rho_values,), method="rk4", dt=DT_L, save_every=1)
+    _, traj = odeint(lorenz, states, (0.0, T), rho_values, method="rk4", dt=DT_L, save_every=1)
     return traj[2][1:].mean(axis=0)
 
 
@@ -646,7 +648,7 @@ assert np.isclose(z_mean_grad[at_t1, 0], fd_short, rtol=1e-6)
 rng = np.random.default_rng(2)
 rhos = np.repeat([26.0, 30.0], 8)
 starts = tuple(c + rng.normal(0, 1, rhos.size) for c in (0.0, 0.0, 25.0))
-starts = odeint(lorenz, starts, (0.0, 10.0), (rhos,), method="rk4", dt=DT_L)  # burn-in
+starts = odeint(lorenz, starts, (0.0, 10.0), rhos, method="rk4", dt=DT_L)  # burn-in
 z_long = z_mean(rhos, 100.0, starts)
 slope_long = (z_long[8:].mean() - z_long[:8].mean()) / 4.0
 print(f"slope of the long-time average <z> in rho: {slope_long:.3f}")

@@ -37,3 +37,12 @@ def test_profile_jit_step_runs():
     assert "matmul" in r.stdout and "GEMM (matmul)" in r.stdout
     calls = [l.split() for l in r.stdout.splitlines() if l.startswith("matmul ")]
     assert calls and float(calls[0][1]) == 13   # the minimum number of GEMMs for this step
+
+
+def test_integrate_memory_runs():
+    r = _run("benchmarks/integrate_memory.py", "--max-T", "100", "--reverse-max-T", "100", "--trace-max-T", "100")
+    assert r.returncode == 0, r.stderr
+    rows = [l.split() for l in r.stdout.splitlines() if l.strip()]
+    assert any(row[:2] == ["100", "forward"] for row in rows)
+    reverse = [row for row in rows if row[:2] == ["100", "reverse"]]
+    assert reverse and float(reverse[0][-1]) < 1e-10   # reverse agrees with forward mode

@@ -194,3 +194,175 @@ def test_forward_memory_is_flat_in_the_number_of_steps(data, traced_peak):
     r_short = traced_peak(lambda: hypergradient(make(10), h, mode="reverse"))
     r_long = traced_peak(lambda: hypergradient(make(40), h, mode="reverse"))
     assert r_long > 2.5 * r_short, (r_short, r_long)
+
+
+# -- your own model: the Model protocol ------------------------------------------------
+
+class Linear:
+    """A model written from scratch: least squares on a linear function, with neither
+    label smoothing nor accuracy."""
+
+    def __init__(self, n_in):
+        self.n_in = n_in
+
+    def init(self, seed, scale=1.0, dtype=np.float64):
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal(self.n_in).astype(dtype) / np.sqrt(self.n_in)
+        return {"w": scale * w, "b": np.zeros((), dtype)}
+
+    def loss(self, params, x, y):
+        return np.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+
+def regression(n=240, n_in=6, seed=0):
+    from hyperopt.data import Dataset, Split
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, n_in))
+    y = x @ rng.standard_normal(n_in) + 0.5 + 0.1 * rng.standard_normal(n)
+    parts = [Dataset(x[i::3], y[i::3]) for i in range(3)]
+    return Split(*parts)
+
+
+def linear_setup(model=None, steps=15, **kw):
+    return Setup(model or Linear(6), regression(), SGD(lr=0.05, momentum=0.5), steps=steps,
+                 batch_size=16, **kw)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_your_own_model_forward_reverse_and_finite_differences(jit):
+    from hyperopt.models import Model, check_model
+    model = Linear(6)
+    assert isinstance(model, Model)
+    info = check_model(model)
+    assert info.label_smoothing is None and not info.accuracy and info.init_scale
+    setup = linear_setup(model, jit=jit)
+    h = {"lr": 0.05, "momentum": 0.5, "init_scale": 0.7}
+    fwd = hypergradient(setup, h, mode="forward")
+    rev = hypergradient(setup, h, mode="reverse")
+    assert fwd.value == pytest.approx(rev.value, rel=1e-12)
+    assert np.isnan(fwd.accuracy) and np.isnan(rev.accuracy)   # no accuracy method: nan
+    for k in h:
+        np.testing.assert_allclose(fwd.grads[k], rev.grads[k], rtol=1e-8, atol=1e-14)
+        fd = fd_unconstrained(setup, setup.resolve(h), k)
+        np.testing.assert_allclose(fwd.grads[k], fd, rtol=1e-5, atol=1e-10)
+    assert abs(fwd.grads["lr"]) > 1e-4
+    loss, acc = setup.evaluate(setup.train(h), "test")
+    assert np.isfinite(float(loss)) and np.isnan(acc)
+    assert setup.n_params() == 7
+
+
+def test_your_own_model_is_tuned():
+    from hyperopt.tune import Tuner
+    setup = linear_setup(steps=10)
+    res = Tuner(setup, {"lr": 0.02}, mode="forward", hyper_optimizer=Adam(lr=0.3)).run(4)
+    assert res.tuned["lr"] > 0.02
+    assert res.tuned_eval["val_loss"] < res.initial_eval["val_loss"]
+    assert np.isnan(res.tuned_eval["val_acc"]) and np.isnan(res.history[0]["val_acc"])
+
+
+def test_a_model_missing_init_or_loss_is_refused_when_the_setup_is_built():
+    class NoLoss:
+        def init(self, seed, scale=1.0, dtype=np.float64):
+            return {"w": np.zeros(6)}
+
+    class NoInit:
+        def loss(self, params, x, y):
+            return 0.0
+
+    class WrongLoss(Linear):
+        def loss(self, params, batch):
+            return 0.0
+
+    for model, match in ((NoLoss(), r"NoLoss has no loss\(\) method"),
+                         (NoInit(), r"NoInit has no init\(\) method"),
+                         (WrongLoss(6), r"WrongLoss.loss\(params, batch\) cannot be called as "
+                                        r"loss\(params, x, y\)")):
+        with pytest.raises(TypeError, match=match + r".*hyperopt.models.Model protocol"):
+            linear_setup(model)
+
+
+def test_a_hyperparameter_the_model_does_not_use_is_an_error():
+    from hyperopt.tune import Tuner
+    setup = linear_setup()
+    # tuning label smoothing of a loss without it: an error naming the model and the hyperparameter
+    for mode in ("forward", "reverse"):
+        with pytest.raises(ValueError, match="Linear does not use label_smoothing"):
+            hypergradient(setup, {"lr": 0.05, "label_smoothing": 0.1}, mode=mode)
+    with pytest.raises(ValueError, match="cannot tune label_smoothing: model Linear"):
+        hypergradient(setup, {"lr": 0.05}, wrt=["lr", "label_smoothing"])
+    with pytest.raises(ValueError, match="label_smoothing=0.1: model Linear"):
+        setup.train({"label_smoothing": 0.1})
+    with pytest.raises(ValueError, match="Linear does not use label_smoothing"):
+        Tuner(setup, {"lr": 0.05, "label_smoothing": 0.05}, mode="forward")
+    # label_smoothing at its default (0) is fine: the loss is called without it
+    assert np.isfinite(float(setup.evaluate(setup.train({"label_smoothing": 0.0}))[0]))
+
+    # init_scale when init has no scale parameter
+    class NoScale(Linear):
+        def init(self, seed, dtype=np.float64):
+            return super().init(seed, 1.0, dtype)
+
+    no_scale = linear_setup(NoScale(6))
+    with pytest.raises(ValueError, match="cannot tune init_scale: model NoScale does not use"):
+        hypergradient(no_scale, {"init_scale": 1.0})
+    with pytest.raises(ValueError, match="init_scale=2: model NoScale"):
+        no_scale.train({"init_scale": 2.0})
+    assert hypergradient(no_scale, {"lr": 0.05}).grads["lr"] != 0
+
+    # example weights need logits (apply)
+    with pytest.raises(ValueError, match="Linear has no apply"):
+        hypergradient(setup, {"example_weights": np.full(80, 0.5)}, mode="reverse")
+
+
+class SmoothedLinear(Linear):
+    """A loss taking label_smoothing through *args (a made-up penalty, to be differentiable)."""
+
+    def loss(self, params, x, y, *args):
+        smoothing = args[0] if args else 0.0
+        return np.mean((x @ params["w"] + params["b"] - y) ** 2) + smoothing * np.sum(params["w"] ** 2)
+
+
+def test_label_smoothing_reaches_a_loss_that_takes_it():
+    calls = []
+
+    class Keyword(Linear):
+        def loss(self, params, x, y, label_smoothing=0.0):
+            calls.append(label_smoothing)
+            return SmoothedLinear.loss(self, params, x, y, label_smoothing)
+
+    for model in (SmoothedLinear(6), Keyword(6)):
+        setup = linear_setup(model, steps=8)
+        h = {"lr": 0.05, "label_smoothing": 0.2}
+        fwd = hypergradient(setup, h)
+        rev = hypergradient(setup, h, mode="reverse")
+        np.testing.assert_allclose(fwd.grads["label_smoothing"], rev.grads["label_smoothing"],
+                                   rtol=1e-8)
+        fd = fd_unconstrained(setup, setup.resolve(h), "label_smoothing")
+        np.testing.assert_allclose(fwd.grads["label_smoothing"], fd, rtol=1e-5)
+    # not passed when it is neither tuned nor nonzero (the validation loss never gets it)
+    calls.clear()
+    setup = linear_setup(Keyword(6), steps=3, jit=False)
+    setup.evaluate(setup.train({}))
+    assert calls == [0.0] * 4   # the default of Keyword.loss, never a value from the setup
+
+
+def test_a_hypergradient_that_is_exactly_zero_is_reported():
+    class ZeroInit(Linear):   # init_scale multiplies zeros: it cannot matter
+        def init(self, seed, scale=1.0, dtype=np.float64):
+            return {"w": scale * np.zeros(self.n_in, dtype), "b": np.zeros((), dtype)}
+
+    setup = linear_setup(ZeroInit(6))
+    with pytest.warns(RuntimeWarning, match="'init_scale' is exactly zero"):
+        hg = hypergradient(setup, {"lr": 0.05, "init_scale": 1.0})
+    assert hg.grads["init_scale"] == 0 and hg.grads["lr"] != 0
+
+
+def test_an_init_without_dtype_must_return_the_setups_dtype():
+    class NoDtype(Linear):
+        def init(self, seed, scale=1.0):
+            return super().init(seed, scale, np.float64)
+
+    assert linear_setup(NoDtype(6)).n_params() == 7     # float64: as the setup computes
+    with pytest.raises(ValueError, match="NoDtype.init.* takes no dtype and returned float64 "
+                                         "parameters, but the setup computes in float32"):
+        linear_setup(NoDtype(6), dtype=np.float32).train()

@@ -71,7 +71,7 @@ def test_symplectic_methods_converge_at_their_order(method, ratio):
     x_exact, v_exact, _ = oscillator_exact(T, w, 1.0, 0.5)
     errs = []
     for n in (100, 200, 400):
-        x, v = symplectic(spring, 1.0, 0.5, T / n, n, (w,), method=method)
+        x, v = symplectic(spring, 1.0, 0.5, T / n, n, w, method=method)
         errs.append(math.hypot(x - x_exact, v - v_exact))
     for coarse, fine in zip(errs, errs[1:]):
         assert ratio * 0.9 < coarse / fine < ratio * 1.1, errs
@@ -111,16 +111,16 @@ def test_rk45_error_follows_the_tolerance():
 
 @pytest.mark.parametrize("method, kw", [("rk4", {"steps": 200}), ("rk45", {"rtol": 1e-10})])
 def test_backward_in_time_returns_to_the_start(method, kw):
-    y1 = odeint(pendulum, np.array([1.0, 0.3]), (0.0, 2.0), (np.array([2.0, 0.1]),), method=method, **kw)
-    y0 = odeint(pendulum, y1, (2.0, 0.0), (np.array([2.0, 0.1]),), method=method, **kw)
+    y1 = odeint(pendulum, np.array([1.0, 0.3]), (0.0, 2.0), np.array([2.0, 0.1]), method=method, **kw)
+    y0 = odeint(pendulum, y1, (2.0, 0.0), np.array([2.0, 0.1]), method=method, **kw)
     np.testing.assert_allclose(y0, [1.0, 0.3], atol=1e-7)
 
 
 def test_dt_that_does_not_divide_the_interval_ends_exactly_at_t1():
-    ts, ys = odeint(decay, 1.0, (0.0, 1.0), (1.0,), method="rk4", dt=0.3, save_every=1)
+    ts, ys = odeint(decay, 1.0, (0.0, 1.0), 1.0, method="rk4", dt=0.3, save_every=1)
     np.testing.assert_allclose(ts, [0.0, 0.3, 0.6, 0.9, 1.0])
     assert abs(ys[-1] - math.exp(-1.0)) < 1e-4
-    y = odeint(decay, 1.0, (0.0, 1.0), (1.0,), method="euler", dt=0.3)
+    y = odeint(decay, 1.0, (0.0, 1.0), 1.0, method="euler", dt=0.3)
     assert math.isclose(y, 0.7 ** 3 * 0.9, rel_tol=1e-12)  # three full steps and one of 0.1
 
 
@@ -169,7 +169,7 @@ def test_harmonic_oscillator_sensitivities(method, kw, tol):
 def test_symplectic_sensitivities(method):
     w, x0, v0, T, n = 1.3, 0.7, -0.4, 3.0, 3000
     tol = 2e-5 if method == "verlet" else 2e-3
-    jac = jacfwd(lambda w, x0, v0: np.stack(symplectic(spring, x0, v0, T / n, n, (w,), method=method)),
+    jac = jacfwd(lambda w, x0, v0: np.stack(symplectic(spring, x0, v0, T / n, n, w, method=method)),
                  argnums=(0, 1, 2))(np.array(w), np.array(x0), np.array(v0))
     _, _, d = oscillator_exact(T, w, x0, v0)
     for got, name in zip(jac, ("w", "x0", "v0")):
@@ -180,12 +180,12 @@ def test_derivative_in_the_end_time_is_the_vector_field():
     """d y(t1) / d t1 = f(y(t1), t1) up to the discretization error: t_span may carry a tangent."""
     w, y0 = 1.3, np.array([0.7, -0.4])
     for method, kw in [("rk4", {"steps": 300}), ("rk45", {"rtol": 1e-11})]:
-        y, dy = jvp(lambda t1: odeint(oscillator, y0, (0.0, t1), (w,), method=method, **kw), (2.5,), (1.0,))
+        y, dy = jvp(lambda t1: odeint(oscillator, y0, (0.0, t1), w, method=method, **kw), (2.5,), (1.0,))
         np.testing.assert_allclose(dy, oscillator(y, 2.5, w), rtol=1e-7)
     # with dt given, only the last (shortened) Euler step depends on t1:
     # y_n = y_{n-1} + (t1 - t_{n-1}) f(y_{n-1}), so d y_n / d t1 = f(y_{n-1}) exactly
-    _, ys = odeint(oscillator, y0, (0.0, 2.5), (w,), method="euler", dt=1e-3, save_every=1)
-    _, dy = jvp(lambda t1: odeint(oscillator, y0, (0.0, t1), (w,), method="euler", dt=1e-3), (2.5,), (1.0,))
+    _, ys = odeint(oscillator, y0, (0.0, 2.5), w, method="euler", dt=1e-3, save_every=1)
+    _, dy = jvp(lambda t1: odeint(oscillator, y0, (0.0, t1), w, method="euler", dt=1e-3), (2.5,), (1.0,))
     assert len(ys) == 2501
     np.testing.assert_allclose(dy, oscillator(ys[-2], 2.499, w), rtol=1e-12)
 
@@ -193,7 +193,7 @@ def test_derivative_in_the_end_time_is_the_vector_field():
 def test_derivative_in_dt_of_the_symplectic_steppers():
     """With steps fixed, the end time is steps * dt, so d q / d dt = steps * v."""
     n = 2000
-    (q, v), (dq, dv) = jvp(lambda dt: symplectic(spring, 0.7, -0.4, dt, n, (1.3,)), (1e-3,), (1.0,))
+    (q, v), (dq, dv) = jvp(lambda dt: symplectic(spring, 0.7, -0.4, dt, n, 1.3), (1e-3,), (1.0,))
     assert math.isclose(dq, n * v, rel_tol=1e-4)
     assert math.isclose(dv, n * -1.3 ** 2 * q, rel_tol=1e-4)
 
@@ -205,14 +205,14 @@ def test_derivative_in_dt_of_the_symplectic_steppers():
                                         ("rk45", {"rtol": 1e-11, "atol": 1e-12})])
 def test_check_grads_through_odeint(method, kw):
     y0, p = np.array([1.0, 0.3]), np.array([2.0, 0.1])
-    check_grads(lambda y0, p: odeint(pendulum, y0, (0.0, 3.0), (p,), method=method, **kw), (y0, p),
+    check_grads(lambda y0, p: odeint(pendulum, y0, (0.0, 3.0), p, method=method, **kw), (y0, p),
                 atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["verlet", "symplectic_euler"])
 def test_check_grads_through_symplectic(method):
     def run(q0, v0, w):
-        q, v = symplectic(lambda q, t, w: -w[0] * np.sin(q), q0, v0, 0.05, 60, (w,), method=method)
+        q, v = symplectic(lambda q, t, w: -w[0] * np.sin(q), q0, v0, 0.05, 60, w, method=method)
         return np.concatenate([q, v])
 
     check_grads(run, (np.array([1.0, -0.5]), np.array([0.2, 0.0]), np.array([2.0])), atol=1e-6, rtol=1e-5)
@@ -224,8 +224,8 @@ def test_rk45_derivative_is_that_of_the_frozen_step_sequence():
     difference of rk45 itself (which re-chooses steps) only to about the tolerance."""
     y0, p, dp = np.array([1.0, 0.3]), np.array([2.0, 0.1]), np.array([0.3, -1.0])
     opts = {"method": "rk45", "rtol": 1e-5, "atol": 1e-8}
-    ts, _ = odeint(pendulum, y0, (0.0, 3.0), (p,), save_every=1, **opts)
-    y, dy = jvp(lambda p: odeint(pendulum, y0, (0.0, 3.0), (p,), **opts), (p,), (dp,))
+    ts, _ = odeint(pendulum, y0, (0.0, 3.0), p, save_every=1, **opts)
+    y, dy = jvp(lambda p: odeint(pendulum, y0, (0.0, 3.0), p, **opts), (p,), (dp,))
 
     def replay(p):
         F = lambda leaves, t: [pendulum(leaves[0], t, p)]
@@ -238,8 +238,8 @@ def test_rk45_derivative_is_that_of_the_frozen_step_sequence():
     eps = 1e-6
     fd_frozen = (replay(p + eps * dp) - replay(p - eps * dp)) / (2 * eps)
     np.testing.assert_allclose(dy, fd_frozen, rtol=1e-8, atol=1e-9)
-    fd_adaptive = (odeint(pendulum, y0, (0.0, 3.0), (p + eps * dp,), **opts)
-                   - odeint(pendulum, y0, (0.0, 3.0), (p - eps * dp,), **opts)) / (2 * eps)
+    fd_adaptive = (odeint(pendulum, y0, (0.0, 3.0), p + eps * dp, **opts)
+                   - odeint(pendulum, y0, (0.0, 3.0), p - eps * dp, **opts)) / (2 * eps)
     np.testing.assert_allclose(dy, fd_adaptive, atol=1e-3)
 
 
@@ -252,7 +252,7 @@ def test_reverse_mode_through_rk45_and_pytree_state():
         return State(s.v, -params["k"] * s.x - params["c"] * s.v)
 
     def loss(params, x0):
-        s = odeint(f, State(x0, np.zeros(2)), (0.0, 2.0), (params,), method="rk45", rtol=1e-10)
+        s = odeint(f, State(x0, np.zeros(2)), (0.0, 2.0), params, method="rk45", rtol=1e-10)
         return np.sum(s.x ** 2) + np.sum(s.v)
 
     params, x0 = {"k": np.array([1.0, 4.0]), "c": 0.2}, np.array([1.0, -0.5])
@@ -278,8 +278,8 @@ def test_sensitivity_with_a_pytree_state_and_params():
     np.testing.assert_allclose(s.dy0["b"]["b"], np.exp(-m * T), rtol=1e-9)
     np.testing.assert_allclose(s.dy0["b"]["a"], b, rtol=1e-9)  # linear in a0, a0 = 1
     eps = 1e-6
-    fd = (odeint(f, y0, (0.0, T), ({"k": k + eps, "m": m},), steps=200)["b"]
-          - odeint(f, y0, (0.0, T), ({"k": k - eps, "m": m},), steps=200)["b"]) / (2 * eps)
+    fd = (odeint(f, y0, (0.0, T), {"k": k + eps, "m": m}, steps=200)["b"]
+          - odeint(f, y0, (0.0, T), {"k": k - eps, "m": m}, steps=200)["b"]) / (2 * eps)
     np.testing.assert_allclose(s.dparams["b"]["k"], fd, rtol=1e-7)
 
 
@@ -298,30 +298,30 @@ def test_sensitivity_without_params():
 
 def test_save_every_subsamples_and_ends_at_the_final_state():
     y0, p = np.array([1.0, 0.3]), np.array([2.0, 0.1])
-    final = odeint(pendulum, y0, (0.0, 1.0), (p,), steps=10)
-    ts, ys = odeint(pendulum, y0, (0.0, 1.0), (p,), steps=10, save_every=3)
+    final = odeint(pendulum, y0, (0.0, 1.0), p, steps=10)
+    ts, ys = odeint(pendulum, y0, (0.0, 1.0), p, steps=10, save_every=3)
     np.testing.assert_allclose(ts, [0.0, 0.3, 0.6, 0.9, 1.0])
     assert ys.shape == (5, 2)
     np.testing.assert_array_equal(ys[0], y0)
     np.testing.assert_array_equal(ys[-1], final)
-    np.testing.assert_array_equal(ys[1], odeint(pendulum, y0, (0.0, 0.3), (p,), steps=3))
+    np.testing.assert_array_equal(ys[1], odeint(pendulum, y0, (0.0, 0.3), p, steps=3))
     # a trajectory carries tangents too
-    _, dys = jvp(lambda p: odeint(pendulum, y0, (0.0, 1.0), (p,), steps=10, save_every=3)[1], (p,),
+    _, dys = jvp(lambda p: odeint(pendulum, y0, (0.0, 1.0), p, steps=10, save_every=3)[1], (p,),
                  (np.array([1.0, 0.0]),))
-    _, dfinal = jvp(lambda p: odeint(pendulum, y0, (0.0, 1.0), (p,), steps=10), (p,), (np.array([1.0, 0.0]),))
+    _, dfinal = jvp(lambda p: odeint(pendulum, y0, (0.0, 1.0), p, steps=10), (p,), (np.array([1.0, 0.0]),))
     assert dys.shape == (5, 2) and np.all(dys[0] == 0)
     np.testing.assert_allclose(dys[-1], dfinal, rtol=1e-14)
-    ts, qs, vs = symplectic(spring, np.zeros(3), np.ones(3), 0.1, 7, (1.0,), save_every=2)
+    ts, qs, vs = symplectic(spring, np.zeros(3), np.ones(3), 0.1, 7, 1.0, save_every=2)
     np.testing.assert_allclose(ts, [0.0, 0.2, 0.4, 0.6, 0.7])
     assert qs.shape == vs.shape == (5, 3)
-    np.testing.assert_array_equal(qs[-1], symplectic(spring, np.zeros(3), np.ones(3), 0.1, 7, (1.0,))[0])
+    np.testing.assert_array_equal(qs[-1], symplectic(spring, np.zeros(3), np.ones(3), 0.1, 7, 1.0)[0])
 
 
 @pytest.mark.parametrize("method, kw", [("euler", {"steps": 5}), ("rk4", {"dt": 0.1}), ("rk45", {})])
 def test_float32_state_stays_float32(method, kw):
-    y = odeint(decay, np.ones(3, np.float32), (0.0, 1.0), (0.5,), method=method, **kw)
+    y = odeint(decay, np.ones(3, np.float32), (0.0, 1.0), 0.5, method=method, **kw)
     assert y.dtype == np.float32
-    q, v = symplectic(spring, np.ones(2, np.float32), np.zeros(2, np.float32), 0.1, 5, (1.0,))
+    q, v = symplectic(spring, np.ones(2, np.float32), np.zeros(2, np.float32), 0.1, 5, 1.0)
     assert q.dtype == v.dtype == np.float32
 
 
@@ -387,7 +387,7 @@ def test_saved_trajectory_memory_grows_with_saved_points():
         try:
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
-            jvp(lambda k: odeint(decay, np.array([1.0]), (0.0, 1.0), (k,), method="euler", steps=steps,
+            jvp(lambda k: odeint(decay, np.array([1.0]), (0.0, 1.0), k, method="euler", steps=steps,
                                  save_every=1)[1], (np.array(2.0),), (np.array(1.0),))
             return tracemalloc.get_traced_memory()[1] - base
         finally:
@@ -408,28 +408,28 @@ def test_forward_sensitivity_memory_is_flat_over_1e5_steps():
 def test_clear_errors():
     y0 = np.array([1.0, 0.0])
     with pytest.raises(ValueError, match="unknown method 'rk5'.*euler, rk4, rk45"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,), method="rk5", steps=10)
+        odeint(oscillator, y0, (0.0, 1.0), 1.0, method="rk5", steps=10)
     with pytest.raises(ValueError, match="unknown method 'yoshida'.*verlet, leapfrog, symplectic_euler"):
-        symplectic(spring, 1.0, 0.0, 0.1, 10, (1.0,), method="yoshida")
+        symplectic(spring, 1.0, 0.0, 0.1, 10, 1.0, method="yoshida")
     for bad in (0, -3):
         with pytest.raises(ValueError, match="steps must be a positive integer"):
-            odeint(oscillator, y0, (0.0, 1.0), (1.0,), steps=bad)
+            odeint(oscillator, y0, (0.0, 1.0), 1.0, steps=bad)
         with pytest.raises(ValueError, match="steps must be a positive integer"):
-            symplectic(spring, 1.0, 0.0, 0.1, bad, (1.0,))
+            symplectic(spring, 1.0, 0.0, 0.1, bad, 1.0)
         with pytest.raises(ValueError, match="dt must be positive"):
-            odeint(oscillator, y0, (0.0, 1.0), (1.0,), dt=bad)
+            odeint(oscillator, y0, (0.0, 1.0), 1.0, dt=bad)
         with pytest.raises(ValueError, match="dt must be positive"):
-            symplectic(spring, 1.0, 0.0, float(bad), 10, (1.0,))
+            symplectic(spring, 1.0, 0.0, float(bad), 10, 1.0)
     with pytest.raises(TypeError, match="steps must be an integer"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,), steps=10.5)
+        odeint(oscillator, y0, (0.0, 1.0), 1.0, steps=10.5)
     with pytest.raises(ValueError, match="exactly one of steps or dt"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,))
+        odeint(oscillator, y0, (0.0, 1.0), 1.0)
     with pytest.raises(ValueError, match="exactly one of steps or dt"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,), steps=10, dt=0.1)
+        odeint(oscillator, y0, (0.0, 1.0), 1.0, steps=10, dt=0.1)
     with pytest.raises(ValueError, match="rk45 chooses its own steps"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,), method="rk45", steps=10)
+        odeint(oscillator, y0, (0.0, 1.0), 1.0, method="rk45", steps=10)
     with pytest.raises(ValueError, match="save_every must be a positive integer"):
-        odeint(oscillator, y0, (0.0, 1.0), (1.0,), steps=10, save_every=0)
+        odeint(oscillator, y0, (0.0, 1.0), 1.0, steps=10, save_every=0)
     with pytest.raises(ValueError, match=r"returned shape \(3,\) for a state of shape \(2,\)"):
         odeint(lambda y, t: np.zeros(3), y0, (0.0, 1.0), steps=10)
     with pytest.raises(ValueError, match=r"returned shape \(\) for a state of shape \(2,\)"):
@@ -439,15 +439,69 @@ def test_clear_errors():
     with pytest.raises(ValueError, match=r"accel returned shape \(1,\) for a state of shape \(2,\)"):
         symplectic(lambda q, t: q[:1], np.ones(2), np.ones(2), 0.1, 5)
     with pytest.raises(ValueError, match="v0 must have the structure and shapes of q0"):
-        symplectic(spring, np.ones(2), np.ones(3), 0.1, 5, (1.0,))
+        symplectic(spring, np.ones(2), np.ones(3), 0.1, 5, 1.0)
 
 
 def test_rk45_max_steps_and_step_underflow():
     with pytest.raises(IntegrationError, match="max_steps=5 step attempts exceeded"):
-        odeint(oscillator, np.array([1.0, 0.0]), (0.0, 10.0), (1.0,), method="rk45", max_steps=5)
+        odeint(oscillator, np.array([1.0, 0.0]), (0.0, 10.0), 1.0, method="rk45", max_steps=5)
     # y' = y^2, y(0) = 1 blows up at t = 1
     with pytest.raises(IntegrationError, match=r"step size underflow at t=(0\.99|1\.0000)"):
         odeint(lambda y, t: y ** 2, 1.0, (0.0, 2.0), method="rk45")
     # f that turns non-finite: every step is rejected until the step underflows
     with pytest.raises(IntegrationError, match="step size underflow"):
         odeint(lambda y, t: np.where(t > 0.5, np.nan, -y), np.ones(2), (0.0, 1.0), method="rk45")
+
+
+# -- one calling convention: f(y, t, params), extra arguments in args= -------------------
+
+
+def damped(y, t, p):
+    """x'' = -w^2 x - c x' with params p = (w, c), a tuple passed as one argument."""
+    w, c = p
+    return np.stack([y[1], -w ** 2 * y[0] - c * y[1]])
+
+
+def damped_args(y, t, w, c):
+    return damped(y, t, (w, c))
+
+
+def test_params_is_one_argument_in_odeint_symplectic_and_sensitivity():
+    y0, p = np.array([1.0, 0.0]), (1.3, 0.2)
+    ref = odeint(damped, y0, (0.0, 2.0), p, steps=200)
+    # the same run with the two numbers as extra arguments, and split between params and args
+    np.testing.assert_array_equal(odeint(damped_args, y0, (0.0, 2.0), args=p, steps=200), ref)
+    np.testing.assert_array_equal(
+        odeint(lambda y, t, w, c: damped(y, t, (w, c)), y0, (0.0, 2.0), 1.3, args=(0.2,), steps=200),
+        ref)
+    # sensitivity differentiates params (a tuple pytree) and passes args through untouched
+    s = sensitivity(damped, y0, (0.0, 2.0), p, steps=200)
+    np.testing.assert_array_equal(s.y, ref)
+    s2 = sensitivity(lambda y, t, w, c: damped(y, t, (w, c)), y0, (0.0, 2.0), 1.3, args=(0.2,),
+                     steps=200)
+    np.testing.assert_allclose(s2.y, ref, rtol=1e-15)
+    np.testing.assert_allclose(s2.dparams, s.dparams[0], rtol=1e-12)   # d y / d w
+    np.testing.assert_allclose(s2.dy0, s.dy0, rtol=1e-12)
+    eps = 1e-6
+    fd = (odeint(damped, y0, (0.0, 2.0), (1.3, 0.2 + eps), steps=200)
+          - odeint(damped, y0, (0.0, 2.0), (1.3, 0.2 - eps), steps=200)) / (2 * eps)
+    np.testing.assert_allclose(s.dparams[1], fd, rtol=1e-6)
+    # symplectic: accel(q, t, params), with args after it
+    q, v = symplectic(lambda q, t, p: -p["w"] ** 2 * q, 1.0, 0.0, 0.01, 50, {"w": 1.3})
+    q2, v2 = symplectic(lambda q, t, w, extra: -w ** 2 * q + extra, 1.0, 0.0, 0.01, 50, 1.3,
+                        args=(0.0,))
+    q3, v3 = symplectic(spring, 1.0, 0.0, 0.01, 50, args=(1.3,))
+    assert q == q2 == q3 and v == v2 == v3
+
+
+def test_a_tuple_of_arguments_in_the_place_of_params_gets_a_hint():
+    y0 = np.array([1.0, 0.0])
+    # the old convention, odeint(f, y0, t_span, (w, c)) for an f(y, t, w, c)
+    with pytest.raises(TypeError, match=r"f\(y, t, params\) with params as one argument.*args="):
+        odeint(damped_args, y0, (0.0, 1.0), (1.3, 0.2), steps=10)
+    with pytest.raises(TypeError, match="accel.*args="):
+        symplectic(lambda q, t, w, c: -w * q, 1.0, 0.0, 0.1, 5, (1.3, 0.2))
+    with pytest.raises(TypeError, match="args must be a tuple"):
+        odeint(decay, 1.0, (0.0, 1.0), args=0.5, steps=10)
+    with pytest.raises(TypeError, match="args must be a tuple"):
+        sensitivity(decay, np.ones(1), (0.0, 1.0), 0.5, args=0.5, steps=10)

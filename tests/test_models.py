@@ -6,7 +6,8 @@ import pytest
 
 from autodiff import check_grads, dual, grad, jvp, nn
 from autodiff.core import primal_value
-from hyperopt.models import CNN, MLP, CharLSTM, LogisticRegression, get_model
+from hyperopt.models import (CNN, MLP, CharLSTM, Classifier, LogisticRegression, Model,
+                             check_model, get_model)
 
 
 def tiny(name):
@@ -230,3 +231,78 @@ def test_loss_gradient_under_jit(name):
         g, ref = step(params, x, y, 0.1), grad(model.loss)(params, x, y, 0.1)
         for k in ref:
             np.testing.assert_allclose(g[k], ref[k], rtol=1e-12, atol=1e-14)
+
+
+# -- the Model protocol ------------------------------------------------------------
+
+def test_builtin_models_follow_the_protocol_with_every_optional_part():
+    for name in NAMES:
+        model = tiny(name)[0]
+        assert isinstance(model, Model) and isinstance(model, Classifier)
+        info = check_model(model)
+        assert info == (type(model).__name__, "keyword", "keyword", True, True, True, True)
+
+
+def test_check_model_detects_the_optional_parts():
+    class Minimal:
+        def init(self, seed):
+            return {"w": np.zeros(3)}
+
+        def loss(self, params, x, y):
+            return np.sum(params["w"])
+
+    class Varargs:
+        def init(self, seed, **kwargs):
+            return {"w": np.zeros(3)}
+
+        def loss(self, params, x, y, *args):
+            return np.sum(params["w"])
+
+        def accuracy(self, params, x, y):
+            return 1.0
+
+    class Kwargs(Varargs):
+        def loss(self, params, x, y, **kwargs):
+            return np.sum(params["w"])
+
+    class Misplaced(Varargs):   # a 4th positional argument that is not label smoothing
+        def loss(self, params, x, y, weights=None, *args):
+            return np.sum(params["w"])
+
+    assert isinstance(Minimal(), Model)
+    m = check_model(Minimal())
+    assert (m.label_smoothing, m.init_scale, m.init_dtype, m.accuracy, m.apply) == \
+        (None, False, False, False, False)
+    v = check_model(Varargs())
+    assert (v.label_smoothing, v.init_scale, v.init_dtype, v.accuracy) == ("positional", True, True, True)
+    assert check_model(Kwargs()).label_smoothing == "keyword"
+    assert check_model(Misplaced()).label_smoothing is None
+    # an init taking its seed only positionally
+    from types import SimpleNamespace
+    ns = SimpleNamespace(init=lambda s, /: {}, loss=lambda p, x, y: 0.0)
+    assert check_model(ns).init_seed == "positional"
+
+
+def test_check_model_names_what_is_missing():
+    class OnlyInit:
+        def init(self, seed, scale=1.0, dtype=np.float64):
+            return {}
+
+    class Subclass(Model):   # explicit subclass of the protocol, loss not written
+        def init(self, seed, scale=1.0, dtype=np.float64):
+            return {}
+
+    class BadInit:
+        def init(self):
+            return {}
+
+        def loss(self, params, x, y):
+            return 0.0
+
+    for model, match in ((OnlyInit(), r"OnlyInit has no loss\(\) method"),
+                         (Subclass(), r"Subclass does not implement the loss\(\) method"),
+                         (BadInit(), r"BadInit.init\(\) cannot be called as init\(seed\)"),
+                         (object(), r"object has no init\(\) method")):
+        with pytest.raises(TypeError, match=match + ".*Model protocol: init"):
+            check_model(model)
+    assert not isinstance(OnlyInit(), Model)
