@@ -13,6 +13,12 @@ package), so nothing is downloaded and every machine gets the same arrays:
   so a training run restarted at any step sees exactly the batches it would
   have seen, and a hypergradient replaying a run replays the same data.
 * `get_dataset(name, **kwargs)` looks a loader up by name.
+* Your own data: ``Split.from_arrays(X, y, val=0.2, test=0.2, seed=0)``
+  splits arrays (stratified by class when y holds integer labels), and
+  `load_arrays` / `load_split` read them from an ``.npz`` (arrays ``X`` and
+  ``y``, or ``x`` and ``y``) or a numeric ``.csv`` (the last column is the
+  target unless told otherwise).  Files are read without executing code
+  (``np.load(..., allow_pickle=False)``).
 
 Corpus (hyperopt/corpus/coriolanus.txt, 31,994 ASCII characters): William
 Shakespeare, *The Tragedy of Coriolanus* (written c. 1608, printed in the First
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple
@@ -37,7 +44,7 @@ from ._checks import float_dtype
 __all__ = [
     "Dataset", "Split", "Batcher", "digits", "synthetic_classification",
     "synthetic_regression", "text", "load_corpus", "corpus_vocab", "encode",
-    "decode", "get_dataset", "DATASETS",
+    "decode", "get_dataset", "DATASETS", "load_arrays", "load_split",
 ]
 
 DEFAULT_CORPUS = "coriolanus"
@@ -92,6 +99,60 @@ class Split(_SplitFields):
         fields = {f: changes.pop(f, getattr(self, f)) for f in self._fields}
         return type(self)(**fields, **{**vars(self), **changes})
 
+    @classmethod
+    def from_arrays(cls, X: Any, y: Any, val: float = 0.2, test: float = 0.2, seed: int = 0,
+                    stratify: bool | None = None) -> "Split":
+        """A fixed (train, val, test) split of your own arrays.
+
+        ``X``: shape (N, ...) of numbers (N examples, e.g. (N, features) or
+        (N, C, H, W)); ``y``: N targets, shape (N, ...).  Integer (or bool)
+        ``y`` of shape (N,) is taken as class labels 0..C-1: the split is
+        stratified by class (``stratify=None``, the default, decides so; True
+        or False forces it) and ``n_classes`` is ``max(y) + 1``.  Any other
+        ``y`` (a float regression target) gets a plain shuffled split and
+        ``n_classes=None``.  ``val`` and ``test`` are the fractions of the rows
+        held out, drawn with ``seed`` as `digits` does; arrays keep their
+        dtypes (bool labels become int64).  Bad shapes, fractions or values
+        raise ValueError saying what was found.
+        """
+        X, y = _check_arrays(X, y)
+        classes = np.issubdtype(y.dtype, np.integer) and y.ndim == 1
+        if stratify is None:
+            stratify = classes
+        elif stratify and not classes:
+            raise ValueError(f"stratify=True needs integer class labels of shape (N,), got y of "
+                             f"dtype {y.dtype} and shape {y.shape}")
+        if classes and y.size and y.min() < 0:
+            raise ValueError(f"class labels must be integers 0..C-1, got a minimum of {y.min()}")
+        for name, f in (("val", val), ("test", test)):
+            if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) \
+                    or not 0.0 <= f < 1.0:
+                raise ValueError(f"{name} must be a fraction in [0, 1), got {f!r}")
+        if val + test >= 1.0:
+            raise ValueError(f"val + test must be < 1 to leave a training set, got "
+                             f"{val} + {test}")
+        for name, f in (("val", val), ("test", test)):
+            if f > 0 and round(f * len(X)) < 1:
+                raise ValueError(f"{name}={f} of {len(X)} examples is less than one example; "
+                                 "use a larger fraction or more data")
+        seed = _seed(seed)
+        meta = {"n_classes": int(y.max()) + 1 if classes and y.size else None}
+        try:
+            return _split_rows(X, y, seed=seed, val_fraction=float(val),
+                               test_fraction=float(test), stratify=bool(stratify), **meta)
+        except ValueError as e:
+            if not stratify or "least populated class" not in str(e) and "should be greater or "\
+                    "equal to the number of classes" not in str(e):
+                raise
+            counts = np.bincount(y)
+            rare = [c for c in range(len(counts)) if 0 < counts[c] < 3]
+            raise ValueError(f"cannot stratify the split by class: {len(X)} examples of "
+                             f"{int(np.count_nonzero(counts))} classes"
+                             + (f", and class(es) {rare[:5]} have fewer than 3 examples" if rare
+                                else "")
+                             + f" (val={val}, test={test}); use more data, larger fractions, "
+                             "or stratify=False") from None
+
 
 # ---------------------------------------------------------------- validation
 
@@ -117,6 +178,38 @@ def _fractions(val_fraction: float, test_fraction: float) -> tuple[float, float]
         raise ValueError(f"val_fraction + test_fraction must be < 1 to leave a training set, "
                          f"got {val_fraction} + {test_fraction}")
     return float(val_fraction), float(test_fraction)
+
+
+def _check_arrays(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """X (N, ...) and y (N, ...) as numeric, finite arrays, or ValueError saying what is wrong."""
+    arrays = []
+    for name, a in (("X", X), ("y", y)):
+        try:
+            a = np.asarray(a)
+        except Exception as e:  # ragged nested lists and the like
+            raise ValueError(f"{name} is not an array: {e}") from None
+        if a.dtype == bool:
+            a = a.astype(np.int64)
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+            raise ValueError(f"{name} must hold numbers, got dtype {a.dtype}")
+        if a.ndim == 0:
+            raise ValueError(f"{name} must have a first axis of examples, got a scalar")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            bad = np.flatnonzero(~np.all(np.isfinite(a.reshape(len(a), -1)), axis=1))
+            raise ValueError(f"{name} has non-finite values (NaN or inf) in {len(bad)} row(s), "
+                             f"the first at row {bad[0]}")
+        arrays.append(a)
+    X, y = arrays
+    if X.ndim < 2:
+        raise ValueError(f"X must have shape (N, features...), got shape {X.shape}; for one "
+                         "feature use X.reshape(-1, 1)")
+    if len(X) != len(y):
+        raise ValueError(f"X and y must have the same number of rows (examples), got "
+                         f"X {X.shape} and y {y.shape}")
+    if len(X) < 3:
+        raise ValueError(f"need at least 3 examples to split into train, val and test, got "
+                         f"{len(X)}")
+    return X, y
 
 
 # ---------------------------------------------------------------- tabular data
@@ -225,6 +318,127 @@ def synthetic_regression(n: int = 1000, n_features: int = 20, noise: float = 0.1
                            noise=noise, random_state=seed)
     return _split_rows(x.astype(dtype), y.astype(dtype), seed=seed,
                        val_fraction=val_fraction, test_fraction=test_fraction, stratify=False)
+
+
+# ---------------------------------------------------------------- your own files
+
+def load_arrays(path: str, target: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` from an ``.npz`` or a numeric ``.csv`` file.
+
+    ``.npz``: the arrays named ``X`` and ``y`` (or ``x`` and ``y``), loaded
+    with ``allow_pickle=False`` (object arrays are refused).  ``.csv``: numbers
+    only, separated by commas (or semicolons or tabs); blank lines and lines
+    starting with ``#`` are skipped; a first row that is not all numbers is a
+    header.  ``target`` (a column name from the header, or an index, negative
+    from the end) is y, the last column by default; the others are X (float64).
+    A target column of whole numbers is read as int64 class labels, any other
+    as float64.  Anything else raises ValueError naming the file and what was
+    found.
+    """
+    path = str(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npz", ".csv"):
+        raise ValueError(f"{path}: expected a .npz or .csv file, got {ext or 'no extension'!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    if ext == ".npz":
+        if target is not None:
+            raise ValueError(f"{path}: a target column applies to .csv files; an .npz names its "
+                             "arrays X and y")
+        return _load_npz(path)
+    return _load_csv(path, target)
+
+
+def _load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"{path}: not an .npz file (an .npz is a zip archive, as np.savez "
+                         f"writes; this file starts with {magic!r})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.files)
+            xname = "X" if "X" in names else "x" if "x" in names else None
+            if xname is None or "y" not in names:
+                found = ", ".join(f"{n} {z[n].shape} {z[n].dtype}" for n in names) or "no arrays"
+                raise ValueError(f"expected arrays named X and y (or x and y); found {found}")
+            return z[xname], z["y"]
+    except ValueError as e:
+        if "Object arrays" in str(e):
+            e = "an array holds Python objects (dtype object); only numeric arrays are read"
+        raise ValueError(f"{path}: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+
+
+def _load_csv(path: str, target: str | int | None) -> tuple[np.ndarray, np.ndarray]:
+    import csv
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = [(i + 1, line) for i, line in enumerate(f)
+                     if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (it is not UTF-8)") from None
+    if not lines:
+        raise ValueError(f"{path}: no rows")
+    first = lines[0][1]
+    delim = next((d for d in (",", "\t", ";") if d in first), ",")
+    rows = list(csv.reader((line for _, line in lines), delimiter=delim))
+
+    def number(cell: str) -> float | None:
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
+    header = None
+    if any(number(c) is None for c in rows[0]):
+        header, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
+    if not rows:
+        raise ValueError(f"{path}: a header and no data rows")
+    width = len(header) if header is not None else len(rows[0])
+    if width < 2:
+        raise ValueError(f"{path}: one column; need feature column(s) and a target column "
+                         f"(separated by commas, semicolons or tabs)")
+    values = np.empty((len(rows), width))
+    for i, ((lineno, _), row) in enumerate(zip(lines, rows)):
+        if len(row) != width:
+            raise ValueError(f"{path} line {lineno}: {len(row)} columns, expected {width}")
+        for j, cell in enumerate(row):
+            v = number(cell)
+            if v is None:
+                raise ValueError(f"{path} line {lineno}, column {j + 1}: {cell.strip()!r} is not "
+                                 "a number (only numeric CSV files are read; a header may be the "
+                                 "first row only)")
+            values[i, j] = v
+    if isinstance(target, str) and not target.lstrip("-").isdigit():
+        if header is None:
+            raise ValueError(f"{path}: has no header row, so target {target!r} cannot be a "
+                             "column name; give its index (0-based, negative from the end)")
+        if target not in header:
+            raise ValueError(f"{path}: no column named {target!r}; columns: {header}")
+        col = header.index(target)
+    else:
+        col = -1 if target is None else int(target)
+        if not -width <= col < width:
+            raise ValueError(f"{path}: target column {col} is out of range for {width} columns")
+        col %= width
+    y = values[:, col]
+    X = np.delete(values, col, axis=1)
+    if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    return X, y
+
+
+def load_split(path: str, val: float = 0.2, test: float = 0.2, seed: int = 0,
+               target: str | int | None = None) -> Split:
+    """`load_arrays` then `Split.from_arrays`; errors name the file."""
+    X, y = load_arrays(path, target)
+    try:
+        return Split.from_arrays(X, y, val=val, test=test, seed=seed)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 # ---------------------------------------------------------------- text

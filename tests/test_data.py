@@ -320,3 +320,115 @@ def test_split_metadata_survives_copies(digits0):
     assert len(digits0) == 3 and "n_classes=10" in repr(digits0)
     t = data.text(max_chars=3000)
     assert pickle.loads(pickle.dumps(t)).vocab == t.vocab
+
+
+# ------------------------------------------------------------------ your own arrays and files
+
+def test_from_arrays_stratifies_integer_labels():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 4))
+    y = np.repeat(np.arange(5), 100)
+    s = Split.from_arrays(X, y, val=0.2, test=0.2, seed=3)
+    assert s.n_classes == 5 and [len(d.x) for d in s] == [300, 100, 100]
+    for d in s:   # stratified: every class in its share
+        assert np.all(np.bincount(d.y, minlength=5) == len(d.y) // 5)
+    joined = np.concatenate(s.indices)
+    assert sorted(joined.tolist()) == list(range(500))   # disjoint, every row used
+    for d, idx in zip(s, s.indices):
+        np.testing.assert_array_equal(d.x, X[idx])
+        np.testing.assert_array_equal(d.y, y[idx])
+    assert_same_split(s, Split.from_arrays(X, y, val=0.2, test=0.2, seed=3))
+    assert differs(s, Split.from_arrays(X, y, val=0.2, test=0.2, seed=4))
+
+
+def test_from_arrays_float_targets_get_a_plain_split():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((100, 3)).astype(np.float32)
+    y = X @ np.array([1.0, 2.0, 3.0], np.float32)
+    s = Split.from_arrays(X, y, val=0.1, test=0.3)
+    assert s.n_classes is None and sum(len(d.x) for d in s) == 100
+    assert [len(d.x) for d in s] == pytest.approx([60, 10, 30], abs=1)
+    assert s.train.x.dtype == np.float32 and s.train.y.dtype == np.float32
+    # bool labels are classes; images keep their shape
+    imgs = rng.standard_normal((60, 1, 4, 4))
+    s = Split.from_arrays(imgs, rng.random(60) > 0.5)
+    assert s.n_classes == 2 and s.train.y.dtype == np.int64 and s.train.x.shape[1:] == (1, 4, 4)
+
+
+@pytest.mark.parametrize("X,y,kw,needle", [
+    (np.zeros(10), np.zeros(10, int), {}, "X must have shape (N, features...)"),
+    (np.zeros((10, 2)), np.zeros(9, int), {}, "same number of rows"),
+    (np.zeros((10, 2)), np.array(["a"] * 10), {}, "y must hold numbers"),
+    (np.full((10, 2), np.nan), np.zeros(10, int), {}, "X has non-finite values"),
+    (np.zeros((10, 2)), np.arange(10) - 1, {}, "class labels must be integers 0..C-1"),
+    (np.zeros((10, 2)), np.zeros(10, int), {"val": 1.0}, "val must be a fraction in [0, 1)"),
+    (np.zeros((10, 2)), np.zeros(10, int), {"test": -0.1}, "test must be a fraction"),
+    (np.zeros((10, 2)), np.zeros(10, int), {"val": 0.5, "test": 0.5}, "val + test must be < 1"),
+    (np.zeros((10, 2)), np.zeros(10, int), {"val": 0.01}, "less than one example"),
+    (np.zeros((20, 2)), np.r_[np.zeros(19, int), 1], {}, "cannot stratify"),
+    (np.zeros((10, 2)), np.zeros(10), {"stratify": True}, "stratify=True needs integer"),
+    (np.zeros((2, 2)), np.zeros(2, int), {}, "at least 3 examples"),
+])
+def test_from_arrays_refuses_bad_input(X, y, kw, needle):
+    with pytest.raises(ValueError) as e:
+        Split.from_arrays(X, y, **kw)
+    assert needle in str(e.value)
+
+
+def test_load_arrays_npz_and_csv(tmp_path):
+    X = np.arange(24.0).reshape(8, 3)
+    y = np.arange(8) % 2
+    np.savez(tmp_path / "a.npz", X=X, y=y)
+    np.savez(tmp_path / "b.npz", x=X, y=y.astype(float))
+    for name, ydtype in (("a.npz", np.int64), ("b.npz", np.float64)):
+        X2, y2 = data.load_arrays(tmp_path / name)
+        np.testing.assert_array_equal(X2, X)
+        assert y2.dtype == ydtype
+    (tmp_path / "h.csv").write_text("# comment\nf1,f2,f3,label\n\n" +
+                                    "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in zip(X, y)))
+    X3, y3 = data.load_arrays(tmp_path / "h.csv")
+    np.testing.assert_array_equal(X3, X)
+    assert y3.dtype == np.int64 and np.array_equal(y3, y)     # whole numbers: class labels
+    X4, y4 = data.load_arrays(tmp_path / "h.csv", target="f1")   # by name
+    np.testing.assert_array_equal(y4, X[:, 0])
+    np.testing.assert_array_equal(X4, np.c_[X[:, 1:], y])
+    X5, y5 = data.load_arrays(tmp_path / "h.csv", target=1)       # by index
+    np.testing.assert_array_equal(y5, X[:, 1])
+    (tmp_path / "t.csv").write_text("".join(f"{a}\t{b}\t{c / 7}\n" for a, b, c in X))
+    X6, y6 = data.load_arrays(tmp_path / "t.csv")                # no header, tabs, float target
+    assert X6.shape == (8, 2) and y6.dtype == np.float64
+    s = data.load_split(tmp_path / "h.csv", val=0.25, test=0.25)
+    assert [len(d.x) for d in s] == [4, 2, 2] and s.n_classes == 2
+
+
+@pytest.mark.parametrize("name,content,kw,needle", [
+    ("a.txt", "1,2\n", {}, "expected a .npz or .csv file"),
+    ("missing.csv", None, {}, "no such file"),
+    ("t.npz", "hello", {}, "not an .npz file"),
+    ("n.npz", {"features": np.zeros((3, 2)), "labels": np.zeros(3)}, {},
+     "expected arrays named X and y (or x and y); found features (3, 2) float64, labels"),
+    ("o.npz", {"X": np.array([None, 1], dtype=object), "y": np.zeros(2)}, {},
+     "Python objects"),
+    ("p.npz", {"X": np.zeros((3, 2)), "y": np.zeros(3)}, {"target": "y"},
+     "a target column applies to .csv files"),
+    ("e.csv", "\n\n", {}, "no rows"),
+    ("h.csv", "a,b\n", {}, "a header and no data rows"),
+    ("one.csv", "1\n2\n", {}, "one column"),
+    ("x.csv", "1,2\n3,four\n", {}, "line 2, column 2: 'four' is not a number"),
+    ("r.csv", "1,2,3\n4,5\n", {}, "line 2: 2 columns, expected 3"),
+    ("c.csv", "a,b\n1,2\n", {"target": "z"}, "no column named 'z'; columns: ['a', 'b']"),
+    ("n.csv", "1,2\n3,4\n", {"target": "b"}, "has no header row"),
+    ("i.csv", "1,2\n3,4\n", {"target": 5}, "target column 5 is out of range"),
+    ("b.csv", b"\xff\xfe\x00\x01", {}, "not a text file"),
+])
+def test_load_arrays_refuses_bad_files(name, content, kw, needle, tmp_path):
+    path = tmp_path / name
+    if isinstance(content, dict):
+        np.savez(path, **content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError) as e:
+        data.load_arrays(path, **kw)
+    assert needle in str(e.value) and str(path) in str(e.value)

@@ -8,7 +8,7 @@ from hyperopt.hypergrad import Setup, hypergradient
 from hyperopt.models import MLP, LogisticRegression
 from hyperopt.optim import SGD, Adam
 from hyperopt.planner import calibrate, plan
-from hyperopt.tune import CheckpointMismatch, Tuner
+from hyperopt.tune import CheckpointError, CheckpointMismatch, Tuner
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_hypergradient_clipping(data):
 
 
 def test_resume_gives_the_uninterrupted_result_bit_for_bit(data, tmp_path):
-    ck = str(tmp_path / "ck.pkl")
+    ck = str(tmp_path / "ck.npz")
     make = lambda: Tuner(setup_(data, steps=20), {"lr": 0.02, "momentum": 0.5}, mode="forward",
                          hyper_optimizer=Adam(lr=0.1))
     full = make().run(4)
@@ -59,11 +59,109 @@ def test_resume_gives_the_uninterrupted_result_bit_for_bit(data, tmp_path):
 
 
 def test_checkpoint_of_other_settings_is_refused(data, tmp_path):
-    ck = str(tmp_path / "ck.pkl")
+    ck = str(tmp_path / "ck.npz")
     Tuner(setup_(data, steps=10), {"lr": 0.02}, mode="forward").run(1, checkpoint=ck)
     other = Tuner(setup_(data, steps=11), {"lr": 0.02}, mode="forward")
     with pytest.raises(CheckpointMismatch):
         other.run(2, checkpoint=ck, resume=True)
+
+
+def test_a_mismatch_names_the_settings_that_differ(data, tmp_path):
+    ck = str(tmp_path / "ck.npz")
+    Tuner(setup_(data, steps=10), {"lr": 0.02}, mode="forward").run(1, checkpoint=ck)
+    other = Tuner(setup_(data, steps=11), {"lr": 0.03}, mode="forward")
+    with pytest.raises(CheckpointMismatch) as e:
+        other.load(ck)
+    assert e.value.differences["steps"] == ("10", "11")
+    assert e.value.differences["initial lr"] == ("0.02", "0.03")
+    assert set(e.value.differences) == {"steps", "initial lr"}
+    assert "steps: 10 in the checkpoint, 11 now" in str(e.value)
+
+
+def test_the_checkpoint_is_a_versioned_npz_without_pickles(data, tmp_path):
+    import json
+    ck = str(tmp_path / "ck.npz")
+    tuner = Tuner(setup_(data, steps=10), {"lr": 0.02, "momentum": 0.5}, mode="forward",
+                  hyper_optimizer=Adam(lr=0.1))
+    tuner.run(2, checkpoint=ck)
+    with np.load(ck, allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+        meta = json.loads(str(z["meta"][()]))
+    assert meta["format"] == "hyperopt.tune checkpoint" and meta["version"] == 1
+    assert meta["settings"]["steps"] == "10" and meta["iteration"] == 2
+    assert [r["iteration"] for r in meta["history"]] == [0, 1]
+    # a fresh tuner loads the exact state: values, dtypes and Python types
+    fresh = Tuner(setup_(data, steps=10), {"lr": 0.02, "momentum": 0.5}, mode="forward",
+                  hyper_optimizer=Adam(lr=0.1))
+    fresh.load(ck)
+    from autodiff.tree import tree_leaves
+    state = lambda t: tree_leaves((t.u, t.opt_state))
+    for a, b in zip(state(tuner), state(fresh)):
+        assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert fresh.history == tuner.history and fresh.iteration == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text", "pickle", "other npz", "version"])
+def test_damaged_checkpoints_raise_checkpoint_error(damage, data, tmp_path):
+    import json
+    import pickle
+    ck = tmp_path / "ck.npz"
+    make = lambda: Tuner(setup_(data, steps=10), {"lr": 0.02}, mode="forward")
+    make().run(1, checkpoint=str(ck))
+    if damage == "truncated":
+        ck.write_bytes(ck.read_bytes()[:-100])
+    elif damage == "text":
+        ck.write_text("not a checkpoint")
+    elif damage == "pickle":
+        ck.write_bytes(pickle.dumps({"fingerprint": "x"}))
+    elif damage == "other npz":
+        np.savez(ck, X=np.zeros(3))
+    else:
+        with np.load(ck) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta"][()]))
+        meta["version"] = 99
+        arrays["meta"] = np.array(json.dumps(meta))
+        with open(ck, "wb") as f:
+            np.savez(f, **arrays)
+    with pytest.raises(CheckpointError) as e:
+        make().load(str(ck))
+    assert not isinstance(e.value, CheckpointMismatch)
+    assert str(ck) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_tuned_is_the_best_row_of_the_history(data):
+    tuner = Tuner(setup_(data, steps=20), {"lr": 0.01, "momentum": 0.5},
+                  hyper_optimizer=Adam(lr=0.3), mode="forward")
+    res = tuner.run(3)
+    losses = [r["val_loss"] for r in res.history]
+    assert res.best_iteration == int(np.argmin(losses)) < len(res.history)
+    row = res.history[res.best_iteration]
+    assert res.tuned["lr"] == row["lr"] and res.tuned["momentum"] == row["momentum"]
+    assert res.tuned_eval["val_loss"] == pytest.approx(row["val_loss"], rel=1e-9)
+
+
+def test_calibration_seconds_are_recorded(data):
+    fwd = Tuner(setup_(data, steps=10), {"lr": 0.01}, mode="forward")
+    assert fwd.calibration_seconds == 0.0
+    auto = Tuner(setup_(data, steps=10), {"lr": 0.01}, mode="auto")
+    # the planner's own record (None: it took a path without calibrating)
+    assert auto.calibration_seconds == (auto.plan.calibration_seconds or 0.0)
+    res = auto.run(2)
+    assert res.calibration_seconds == auto.calibration_seconds
+    # the first row this process writes carries it
+    assert [r["calibration_seconds"] for r in res.history] == [auto.calibration_seconds, 0.0]
+
+
+def test_calibration_seconds_from_any_planner():
+    from collections import namedtuple
+    from hyperopt.tune import _calibration_seconds
+    Old = namedtuple("Old", "mode")              # a Plan that records nothing: time the call
+    New = namedtuple("New", "mode calibration_seconds")
+    assert _calibration_seconds(Old("forward"), 2.5) == 2.5
+    assert _calibration_seconds(New("forward", 1.25), 2.5) == 1.25
+    assert _calibration_seconds(New("forward", None), 2.5) == 0.0   # it did not calibrate
 
 
 def test_tuner_bad_arguments(data):
