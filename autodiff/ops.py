@@ -54,8 +54,12 @@ def log10(x):
 
 
 def logaddexp(x, y):
-    m = maximum(x, y)
-    return m + log1p(exp(-abs(x - y)))
+    """log(exp(x) + exp(y)) = hi + log1p(exp(lo - hi)), with hi the larger
+    argument (chosen on primal values): smooth at x == y to every order (a
+    form with maximum and abs loses the curvature there), no overflow."""
+    first = primal_value(x) > primal_value(y)
+    hi, lo = P.where(first, x, y), P.where(first, y, x)
+    return hi + log1p(exp(lo - hi))
 
 
 def sigmoid(x):
@@ -64,8 +68,8 @@ def sigmoid(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)), stable for large |x|."""
-    return maximum(x, 0.0) + log1p(exp(-abs(x)))
+    """log(1 + exp(x)), stable for large |x| and smooth at 0 (see logaddexp)."""
+    return logaddexp(x, 0.0)
 
 
 def clip(x, a_min=None, a_max=None, out=None, *, min=None, max=None):
@@ -285,10 +289,12 @@ def squeeze(a, axis=None):
 
 
 def atleast_1d(a):
+    a = _arrayish(a)
     return a if _ndim(a) >= 1 else reshape(a, (1,))
 
 
 def atleast_2d(a):
+    a = _arrayish(a)
     return a if _ndim(a) >= 2 else reshape(a, (1,) * (2 - _ndim(a)) + tuple(np.shape(primal_value(a))))
 
 

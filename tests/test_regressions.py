@@ -300,3 +300,43 @@ def test_format_spec_formats_the_primal_number():
     assert f"{d}" == str(d)
     with pytest.raises(TypeError, match="format its elements"):
         f"{dual(np.ones(2), np.ones(2)):.3f}"
+
+
+# -- found by the random-program test ------------------------------------------------------------
+def test_power_keeps_the_mixed_second_derivative_at_exponent_zero():
+    f = lambda p: p[0] ** p[1]
+    x = np.array([2.0, 0.0])
+    h = jacfwd(grad(f))(x)
+    fd = np.stack([(grad(f)(x + e) - grad(f)(x - e)) / 2e-6 for e in 1e-6 * np.eye(2)])
+    np.testing.assert_allclose(h, fd, atol=1e-6)
+    np.testing.assert_allclose(h, h.T, atol=1e-12)            # d2/dxdy x^y = 1/x at y = 0
+    assert h[0, 1] == 0.5
+    np.testing.assert_array_equal(grad(lambda x: np.sum(x ** 0.0))(np.array([0.0, 1.0])), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("f, x, expected", [
+    (lambda x: np.logaddexp(x, 0.0), 0.0, 0.25),
+    (lambda x: np.logaddexp(x, -x), 0.0, 1.0),
+    (lambda x: np.logaddexp(x, x), 0.3, 0.0),
+])
+def test_logaddexp_is_smooth_at_a_tie(f, x, expected):
+    assert np.isclose(hvp(f, np.array(x), np.array(1.0)), expected, atol=1e-15)
+    fd = (grad(f)(np.array(x + 1e-6)) - grad(f)(np.array(x - 1e-6))) / 2e-6
+    assert np.isclose(fd, expected, atol=1e-6)
+
+
+def test_softplus_is_smooth_at_zero_and_matches_numpy():
+    from autodiff import nn
+    assert hvp(nn.softplus, np.array(0.0), np.array(1.0)) == 0.25
+    x = np.linspace(-40.0, 40.0, 81)
+    np.testing.assert_allclose(nn.softplus(x), np.logaddexp(x, 0.0), rtol=4e-16, atol=0)
+    np.testing.assert_allclose(vjp(lambda a: np.logaddexp(a, x[::-1]), x)[0], np.logaddexp(x, x[::-1]),
+                               rtol=4e-16, atol=0)
+
+
+def test_hstack_and_vstack_take_python_numbers():
+    x = np.array([1.0, 2.0])
+    out, t = jvp(lambda x: np.hstack([x, 1.0]), (x,), (x,))
+    np.testing.assert_array_equal(out, [1.0, 2.0, 1.0]) and np.testing.assert_array_equal(t, [1.0, 2.0, 0.0])
+    out, t = jvp(lambda x: np.vstack([x[0], 1.0]), (x,), (x,))
+    np.testing.assert_array_equal(out, [[1.0], [1.0]]) and np.testing.assert_array_equal(t, [[1.0], [0.0]])

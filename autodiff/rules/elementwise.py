@@ -26,8 +26,20 @@ defelementwise(P.div, lambda ans, x, y: _reciprocal(y), lambda ans, x, y: -ans /
 
 
 def _dpow_dx(ans, x, y):
-    # y * x**(y-1), with the y == 0 case exactly 0 (not 0 * inf)
-    return P.where(constant(y) == 0, 0.0, y * x ** (y - 1.0))
+    # y * x**(y-1); where y == 0 and x == 0 the base is replaced by 1, so the
+    # value is exactly 0 (not 0 * inf) and y's own derivative is kept elsewhere
+    # (d2/dx dy x**y = 1/x at y == 0)
+    base_zero = constant(x) == 0
+    if isinstance(x, (int, float)):  # a Python base stays weakly typed
+        if not base_zero:
+            return y * x ** (y - 1.0)
+        yv = constant(y)
+        base = P.where(yv == 0, 1.0, 0.0)
+        if hasattr(yv, "dtype"):
+            base = base.astype(yv.dtype)
+    else:
+        base = P.where(base_zero & (constant(y) == 0), 1.0, x)
+    return y * base ** (y - 1.0)
 
 
 def _dpow_dy(ans, x, y):
