@@ -177,8 +177,10 @@ def check_model(model) -> ModelInfo:
             raise TypeError(f"{name} {what} {method}() method; a model must follow {PROTOCOL}"
                             + hint)
     init_sig, loss_sig = _signature(model.init), _signature(model.loss)
-    seed_kw = init_sig is None or _binds(init_sig, seed=0)
-    for method, sig, ok in (("init", init_sig, seed_kw or _binds(init_sig, 0)),
+    # scale and dtype are passed whenever init names them, so they need no defaults
+    passed = {k: None for k in ("scale", "dtype") if init_sig is not None and k in init_sig.parameters}
+    seed_kw = init_sig is None or _binds(init_sig, seed=0, **passed)
+    for method, sig, ok in (("init", init_sig, seed_kw or _binds(init_sig, 0, **passed)),
                             ("loss", loss_sig, _binds(loss_sig, None, None, None))):
         if not ok:
             raise TypeError(f"{name}.{method}{sig} cannot be called as {method}("

@@ -582,3 +582,56 @@ print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s")
 # * Online methods trade exactness for a single run. The length of their
 #   memory ($\mu$ in MARTHE) decides how far ahead they see; one-step methods
 #   (HD, $\mu = 0$) are biased towards learning rates that are too small.
+
+# %% [markdown]
+# ## 5. Your own model on your own arrays
+#
+# Everything above used the library's reference models. A model of your own is
+# any object with `init(seed, scale, dtype)` and `loss(params, x, y)` written
+# in numpy (`accuracy` is optional; see the `hyperopt.models.Model` protocol),
+# and your own data is a pair of arrays. Here: a linear regression
+# written from scratch, on arrays made with numpy (they could come from
+# `np.load` or a CSV file just as well), split with `Split.from_arrays`.
+
+# %%
+from hyperopt.data import Split
+
+
+
+class LinearRegression:
+    """y ~ x @ w + b, mean squared error: plain numpy, nothing from the library."""
+
+    def __init__(self, n_features):
+        self.n_features = n_features
+
+    def init(self, seed, scale, dtype):
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal(self.n_features) / np.sqrt(self.n_features)
+        return {"w": w.astype(dtype) * scale, "b": np.zeros((), dtype)}
+
+    def loss(self, params, x, y):
+        r = x @ params["w"] + params["b"] - y
+        return np.mean(r * r)
+
+
+rng = np.random.default_rng(0)
+X_user = rng.standard_normal((400, 8))
+y_user = X_user @ rng.standard_normal(8) + 0.3 * rng.standard_normal(400)
+user_data = Split.from_arrays(X_user, y_user, val=0.25, test=0.25, seed=0)
+
+user_setup = Setup(LinearRegression(8), user_data, SGD(lr=0.005, momentum=0.5), steps=200,
+                   batch_size=32)
+h_user = {"lr": 0.005, "momentum": 0.5}
+fwd_user = hypergradient(user_setup, h_user, mode="forward")
+rev_user = hypergradient(user_setup, h_user, mode="reverse")
+for k in h_user:
+    assert np.isclose(fwd_user.grads[k], rev_user.grads[k], rtol=1e-8)
+print("d(val loss)/d(log lr), d(val loss)/d(logit momentum):",
+      fwd_user.grads["lr"], fwd_user.grads["momentum"])
+
+tuner_user = Tuner(user_setup, h_user, hyper_optimizer=Adam(lr=0.3), mode="forward")
+res_user = tuner_user.run(8)
+print(f"val loss {res_user.initial_eval['val_loss']:.4f} -> {res_user.tuned_eval['val_loss']:.4f} "
+      f"with lr {res_user.tuned['lr']:.4f}, momentum {res_user.tuned['momentum']:.3f}")
+assert res_user.tuned_eval["val_loss"] < res_user.initial_eval["val_loss"]
+assert np.isnan(res_user.tuned_eval["val_acc"])  # no accuracy method: reported as nan

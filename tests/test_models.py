@@ -306,3 +306,17 @@ def test_check_model_names_what_is_missing():
         with pytest.raises(TypeError, match=match + ".*Model protocol: init"):
             check_model(model)
     assert not isinstance(OnlyInit(), Model)
+
+
+def test_init_with_required_scale_and_dtype_follows_the_protocol():
+    from hyperopt.models import check_model
+
+    class M:
+        def init(self, seed, scale, dtype):
+            return {"w": np.ones(2, dtype) * scale}
+
+        def loss(self, params, x, y):
+            return np.sum(params["w"])
+
+    info = check_model(M())
+    assert info.init_scale and info.init_dtype and info.label_smoothing is None
