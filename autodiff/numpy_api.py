@@ -86,6 +86,16 @@ for _f in (np.argmax, np.argmin, np.argsort, np.shape, np.ndim, np.size, np.resu
     FUNCTIONS[_f] = _on_primal(_f)
 
 
+def _merge_families():
+    from . import families
+    for module in families.load():
+        UFUNCS.update(getattr(module, "UFUNCS", {}))
+        FUNCTIONS.update(getattr(module, "FUNCTIONS", {}))
+
+
+_merge_families()
+
+
 def _constant(x):
     """numpy takes a Python list as an array constant; a list holding boxes is a
     sequence of operands (np.concatenate, np.stack), whose lists are constants."""

@@ -125,6 +125,13 @@ def case(prim, id, f, *makers, order=2, marks=(), **tol):
     TABLE.setdefault(prim, []).append(Case(prim, id, f, makers, order, tol, tuple(marks)))
 
 
+COMPOSITES: list[Case] = []
+
+
+def comp(id, f, *makers, order=2, marks=(), **tol):
+    COMPOSITES.append(Case(None, id, f, makers, order, tol, tuple(marks)))
+
+
 NONDIFF = ("sign", "floor", "ceil", "rint")
 
 # elementwise, unary: (), (2,), (3,2), (1,2)
@@ -390,10 +397,27 @@ case("logabsdet", "negative-det", lambda a: np.linalg.slogdet(a)[1], nonsingular
 case("cholesky", "of-symmetrized", lambda a: np.linalg.cholesky(0.5 * (a + a.T)), spd((3, 3)))
 
 
+# cases of the primitives and composites of each family (autodiff/families/<name>.py)
+# live in tests/cases_<name>.py: ``add_cases(case, comp, makers)`` registers them
+# with the same helpers as the cases above.
+def _family_cases():
+    import importlib
+    from autodiff import families
+    makers = dict(normal=normal, uniform=uniform, positive=positive, unit=unit, away0=away0,
+                  distinct=distinct, nonsingular=nonsingular, spd=spd, fixed=fixed, sid=sid, F32=_F32)
+    for name in families.FAMILIES:
+        try:
+            module = importlib.import_module(f"cases_{name}")
+        except ModuleNotFoundError:
+            continue
+        module.add_cases(case, comp, makers)
+
+
 def _params(cases):
     return [pytest.param(c, id=f"{c.prim}-{c.id}" if c.prim else c.id, marks=c.marks) for c in cases]
 
 
+_family_cases()
 SWEEP = _params([c for name, cs in TABLE.items() if name not in NONDIFF for c in cs])
 NONDIFF_CASES = _params([c for name in NONDIFF for c in TABLE[name]])
 
@@ -649,11 +673,6 @@ def test_swapped_rules_are_restored():
 
 
 # -- composites in autodiff.ops, through the numpy API -----------------------------------
-COMPOSITES: list[Case] = []
-
-
-def comp(id, f, *makers, order=2, marks=(), **tol):
-    COMPOSITES.append(Case(None, id, f, makers, order, tol, tuple(marks)))
 
 
 comp("mean", lambda x: np.mean(x), normal((3, 2)))
