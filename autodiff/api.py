@@ -14,7 +14,7 @@ import numpy as np
 
 from .core import Box, match_dtype, primal_value, refuse_complex
 from .dual import Dual, ForwardTrace
-from .tape import ReverseTrace, is_var_of
+from .tape import RECORDING, ReverseTrace, is_var_of
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 
@@ -96,7 +96,11 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         uniq = _unique(nums)
         trace = ReverseTrace()
         args, inputs = _box_inputs(trace, args, uniq)
-        out = f(*args, **kwargs)
+        RECORDING.append(trace)
+        try:
+            out = f(*args, **kwargs)
+        finally:
+            RECORDING.remove(trace)
         if has_aux:
             out, aux = out
         value = out.value if is_var_of(out, trace) else out
@@ -133,7 +137,11 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal."""
     trace = ReverseTrace()
     args, inputs = _box_inputs(trace, primals, range(len(primals)))
-    out = f(*args)
+    RECORDING.append(trace)
+    try:
+        out = f(*args)
+    finally:
+        RECORDING.remove(trace)
     if has_aux:
         out, aux = out
     out_leaves, out_def = tree_flatten(out)

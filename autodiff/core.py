@@ -33,6 +33,14 @@ class Trace:
     def process(self, prim, args, params):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def write(self, box, idx, value):  # pragma: no cover - abstract
+        """``box[idx] = value`` in place (idx normalized by ops.normalize_index)."""
+        raise NotImplementedError
+
+    def constant(self, value, like):  # pragma: no cover - abstract
+        """``value`` as a box of this trace with a zero derivative, shaped like ``like``."""
+        raise NotImplementedError
+
 
 class Primitive:
     """A named operation: an implementation on plain arrays plus derivative rules.
@@ -197,7 +205,7 @@ class Box:
     __matmul__ = lambda s, o: ops.matmul(s, o)
     __rmatmul__ = lambda s, o: ops.matmul(o, s)
     __neg__ = lambda s: ops.negative(s)
-    __pos__ = lambda s: s
+    __pos__ = lambda s: ops.copy(s)  # numpy's +x is a new array
     __abs__ = lambda s: ops.abs(s)
     __getitem__ = lambda s, idx: ops.getitem(s, idx)
 
@@ -233,11 +241,26 @@ class Box:
         raise TypeError(f"format spec {spec!r} on a {type(self).__name__} of shape {np.shape(v)}: "
                         "format its elements, or np.array2string(x.primal, ...) for the values")
 
+    # -- writes: a box is as mutable as an ndarray (each trace says how) -------
     def __setitem__(self, idx, value):
-        raise TypeError(
-            f"{type(self).__name__} values are immutable; build the array with np.where, "
-            "np.concatenate or np.pad instead of assigning into it"
-        )
+        self._trace.write(self, ops.normalize_index(idx), value)
+
+    def fill(self, value):
+        self._trace.write(self, (Ellipsis,), value)
+
+    def _update(self, fn, other):  # x op= y writes x op y into x, as numpy does
+        result = fn(self, other)
+        if not isinstance(primal_value(self), np.ndarray):  # a scalar (x[i, j]): rebinds, as in numpy
+            return result
+        self._trace.write(self, (Ellipsis,), result)
+        return self
+
+    __iadd__ = lambda s, o: s._update(ops.add, o)
+    __isub__ = lambda s, o: s._update(ops.subtract, o)
+    __imul__ = lambda s, o: s._update(ops.multiply, o)
+    __itruediv__ = lambda s, o: s._update(ops.divide, o)
+    __ipow__ = lambda s, o: s._update(ops.power, o)
+    __imatmul__ = lambda s, o: s._update(ops.matmul, o)
 
     # -- numpy protocols ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -256,7 +279,7 @@ class Box:
         return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        return ops.astype(self, dtype)
+        return ops.astype(self, dtype, copy)
 
     conj = conjugate = lambda self: self
 

@@ -7,9 +7,15 @@ K axis; they live in `autodiff.rules`, not here.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
+from . import primitives as _P
 from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, keep_weak, match_dtype, primal_value, refuse_complex
+
+# primitives whose answer is a view of their argument: the tangent is the same view
+_VIEWS = frozenset({_P.getitem, _P.reshape, _P.transpose, _P.broadcast_to})
 
 
 class ForwardTrace(Trace):
@@ -45,7 +51,117 @@ class ForwardTrace(Trace):
                     t = term if t is None else t + term
         if t is None:
             return out
-        return Dual(out, match_dtype(t, ans) if weak else t, self)
+        d = Dual(out, match_dtype(t, ans) if weak else t, self)
+        if prim in _VIEWS:  # a view of a Dual whose tangents are shared is tracked (see _own)
+            base = next(a for a in args if type(a) is Dual and a._trace is self)
+            if base._shared:
+                d._shared, d._base = True, (base, prim, params)
+                base._views = (base._views or []) + [weakref.ref(d)]
+        elif _shares(t, tangents):
+            d._shared = True  # e.g. x + c: x's tangent itself; copied on the first write (_own)
+        return d
+
+    def write(self, d, idx, value):
+        """``d[idx] = value`` in place, primal and all K tangents (a value that is
+        not a Dual of this trace writes zero tangents).  Views share memory with
+        their base in both, so a write through a view reaches the base."""
+        if isinstance(value, Box) and value._trace.level > self.level:
+            raise TypeError("cannot write a value of an inner differentiation into an array of an outer one "
+                            "(it would carry the inner derivative out); return it instead")
+        if _tape_below(self.level) and not (isinstance(d.primal, Box) and isinstance(d.tangents, Box)):
+            raise NotImplementedError(
+                "writing into a forward-mode value inside a reverse-mode differentiation of it (grad or vjp "
+                "of a jvp/jacfwd) is not supported: the tape may hold the arrays the write would change. "
+                "Differentiate the other way round (jvp of grad, e.g. autodiff.hvp), or write functionally")
+        mine = type(value) is Dual and value._trace is self
+        if d._shared:
+            _own(d)
+        vp = value.primal if mine else value
+        d.primal = _holding(d.primal, vp)
+        d.primal[idx] = vp
+        sel = len(np.empty(np.shape(primal_value(d.primal)), dtype=bool)[idx].shape)  # rank of d[idx]
+        t = value.tangents if mine else 0.0
+        if mine:
+            missing = sel - (t.ndim - 1)
+            if missing > 0:  # the value's tangent broadcasts against the selection after K
+                t = t.reshape(t.shape[:1] + (1,) * missing + t.shape[1:])
+            d.tangents = _holding(d.tangents, t)
+        if _is_basic(idx):
+            d.tangents[(slice(None),) + idx] = t
+        else:  # advanced indices: with K moved last, as in the getitem rule
+            tail = (slice(None),) if any(i is Ellipsis for i in idx) else (Ellipsis, slice(None))
+            t = t if not mine else t.transpose(tuple(range(1, t.ndim)) + (0,))
+            n = d.tangents.ndim
+            if isinstance(d.tangents, Box):  # a traced tangent: one functional update, written back
+                new = _P.index_update(d.tangents.transpose(tuple(range(1, n)) + (0,)), t, idx=idx + tail)
+                d.tangents[...] = new.transpose((n - 1,) + tuple(range(n - 1)))
+            else:
+                d.tangents.transpose(tuple(range(1, n)) + (0,))[idx + tail] = t
+
+    def constant(self, value, like):
+        k = like.tangents.shape[0]
+        return Dual(value, np.zeros((k,) + np.shape(value), dtype=dtype_of(value)), self)
+
+
+def _holding(container, value):
+    """``container``, able to hold ``value``: a plain array that is written a
+    value of a differentiation becomes a box of it (zero derivative) first."""
+    if isinstance(value, Box) and not (isinstance(container, Box) and container._trace.level >= value._trace.level):
+        if not hasattr(container, "__setitem__"):
+            raise TypeError(f"cannot write into a {type(container).__name__}")
+        return value._trace.constant(container, value)
+    if not hasattr(container, "__setitem__"):
+        raise TypeError(f"cannot write into a Dual whose primal is a {type(container).__name__}")
+    return container
+
+
+def _tape_below(level) -> bool:
+    from .tape import RECORDING
+    return any(t.level < level for t in RECORDING)
+
+
+def _own(d):
+    """Give d tangents of its own before a write: a root copies them; a view is
+    re-taken from its base once the base owns its own.  Live views of d are
+    re-taken from the new storage, so they keep seeing d's writes."""
+    if d._base is not None:
+        base, prim, params = d._base
+        if base._shared:
+            _own(base)  # re-takes d too (d is one of base's views)
+            return
+        d.tangents = prim.jvp_rule(0)(base.tangents, d.primal, base.primal, **params)
+    else:
+        d.tangents = d.tangents.copy()
+    d._shared, d._base = False, None
+    _retake_views(d)
+
+
+def _retake_views(d):
+    for ref in d._views or ():
+        w = ref()
+        if w is not None and w._base is not None and w._base[0] is d:
+            _, prim, params = w._base
+            w.tangents = prim.jvp_rule(0)(d.tangents, w.primal, d.primal, **params)
+            w._shared, w._base = False, None
+            _retake_views(w)
+    d._views = None
+
+
+def _is_basic(idx) -> bool:
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in idx)
+
+
+def _shares(t, tangents) -> bool:
+    """Whether a rule's tangent is (a view of) an argument's tangent, or read-only:
+    e.g. ``x + c`` returns x's tangent itself.  Cheap identity tests, no memory scan."""
+    flags = getattr(t, "flags", None)
+    if flags is not None and not flags.writeable:
+        return True
+    base = getattr(t, "base", None)
+    for ti in tangents:
+        if ti is not None and (t is ti or (base is not None and (base is ti or base is getattr(ti, "base", 0)))):
+            return True
+    return False
 
 
 # The tag of Duals made by hand with `dual(x, t)`: level 0, below every transform.
@@ -55,12 +171,14 @@ DEFAULT_TAG = ForwardTrace(level=0)
 class Dual(Box):
     """A primal value with K tangent directions, belonging to one forward trace."""
 
-    __slots__ = ("primal", "tangents")
+    __slots__ = ("primal", "tangents", "_shared", "_base", "_views", "__weakref__")
 
     def __init__(self, primal, tangents, tag: ForwardTrace = DEFAULT_TAG):
         self.primal = primal
         self.tangents = tangents
         self._trace = tag
+        self._shared = False  # tangents may be another Dual's: copy before writing (_own)
+        self._base = self._views = None  # views of a shared Dual, tracked for _own
 
     _inner = property(lambda self: self.primal)
     tag = property(lambda self: self._trace)

@@ -24,7 +24,7 @@ def _on_primal(f):
 UFUNCS = {
     np.add: ops.add, np.subtract: ops.subtract, np.multiply: ops.multiply,
     np.divide: ops.divide, np.power: ops.power, np.negative: ops.negative,
-    np.positive: lambda x: x, np.exp: ops.exp, np.log: ops.log, np.log1p: ops.log1p,
+    np.positive: ops.copy, np.exp: ops.exp, np.log: ops.log, np.log1p: ops.log1p,
     np.expm1: ops.expm1, np.sqrt: ops.sqrt, np.square: ops.square,
     np.reciprocal: ops.reciprocal, np.sin: ops.sin, np.cos: ops.cos, np.tan: ops.tan,
     np.tanh: ops.tanh, np.sinh: ops.sinh, np.cosh: ops.cosh, np.arctan: ops.arctan,
@@ -43,11 +43,13 @@ REDUCTIONS = {np.add: ops.sum, np.multiply: ops.prod, np.maximum: ops.max, np.mi
 
 
 def array_ufunc(ufunc, method, inputs, kwargs):
-    if kwargs.get("out") is not None:
-        raise TypeError(
-            f"np.{ufunc.__name__}(..., out=...) would write a derivative-carrying value into a plain "
-            "array and drop its derivative; write `a = a + b` instead of an in-place update"
-        )
+    out = kwargs.pop("out", None)
+    if out is not None:  # np.add(a, b, out=d): compute, then write into d as d[...] = result
+        out = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        if not isinstance(out, Box):
+            raise TypeError(f"np.{ufunc.__name__}(..., out=plain): " + ops._PLAIN_WRITE)
+        out[...] = array_ufunc(ufunc, method, inputs, kwargs)
+        return out
     if method == "__call__" and not kwargs:
         f = UFUNCS.get(ufunc)
         if f is not None:
@@ -56,6 +58,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         return REDUCTIONS[ufunc](*inputs, **kwargs)
     elif method == "accumulate" and ufunc is np.add:
         return ops.cumsum(*inputs, axis=kwargs.get("axis", 0))
+    elif method == "at" and ufunc in (np.add, np.subtract) and not kwargs:
+        return ops.scatter_at(ufunc is np.add, *inputs)
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     raise NotImplementedError(
         f"no derivative rule for {name}" + (f" with arguments {sorted(kwargs)}" if kwargs else "")
@@ -77,10 +81,11 @@ FUNCTIONS = {
     np.linalg.solve: ops.solve, np.linalg.inv: ops.inv, np.linalg.slogdet: ops.slogdet,
     np.linalg.det: ops.det, np.linalg.cholesky: ops.cholesky, np.linalg.norm: ops.norm,
     np.copy: ops.copy, np.real: ops.real, np.imag: ops.imag, np.unique: ops.unique,
+    np.zeros_like: ops.zeros_like, np.ones_like: ops.ones_like, np.empty_like: ops.empty_like,
     np.full_like: ops.full_like, np.copyto: ops.copyto,
 }
 for _f in (np.argmax, np.argmin, np.argsort, np.shape, np.ndim, np.size, np.result_type,
-           np.zeros_like, np.ones_like, np.empty_like, np.isclose, np.allclose,
+           np.isclose, np.allclose,
            np.array_equal, np.all, np.any, np.nonzero, np.count_nonzero, np.isscalar,
            np.iscomplexobj, np.isrealobj, np.searchsorted, np.argwhere):
     FUNCTIONS[_f] = _on_primal(_f)

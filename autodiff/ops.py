@@ -106,7 +106,7 @@ def imag(x):
     return np.zeros_like(primal_value(x))
 
 
-def astype(x, dtype):
+def astype(x, dtype, copy_=True):
     dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
         refuse_complex(np.empty(0, dtype), f"astype({dtype})")
@@ -114,7 +114,7 @@ def astype(x, dtype):
     if not np.issubdtype(dtype, np.inexact):  # integers and booleans carry no tangent
         return primal_value(x).astype(dtype)
     if dtype == x.dtype:
-        return x
+        return copy(x) if copy_ else x
     return P.cast(x, dtype=dtype)
 
 
@@ -150,14 +150,14 @@ def _reject(**kwargs):
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     _reject(out=out, initial=initial, where=where)
     if dtype is not None:
-        a = astype(a, dtype)
+        a = astype(a, dtype, copy_=False)
     return P.sum(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     _reject(out=out, initial=initial, where=where)
     if dtype is not None:
-        a = astype(a, dtype)
+        a = astype(a, dtype, copy_=False)
     return P.prod(a, axis=normalize_axes(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -196,7 +196,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, 
 def cumsum(a, axis=None, dtype=None, out=None):
     _reject(out=out)
     if dtype is not None:
-        a = astype(a, dtype)
+        a = astype(a, dtype, copy_=False)
     if axis is None:
         a, axis = ravel(a), 0
     return P.cumsum(a, axis=_one_axis(axis, _ndim(a)))
@@ -364,9 +364,13 @@ def _index_part(i):
     return i
 
 
+def normalize_index(idx) -> tuple:
+    """An index as a tuple of plain parts (lists become arrays, boxes their primal)."""
+    return tuple(_index_part(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+
+
 def getitem(a, idx):
-    idx = tuple(_index_part(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
-    return P.getitem(a, idx=idx)
+    return P.getitem(a, idx=normalize_index(idx))
 
 
 def take(a, indices, axis=None, out=None, mode=None):
@@ -421,26 +425,64 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
 
 
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
-    """np.full_like: a traced fill value gives a traced array (its derivative in every entry)."""
+    """np.full_like: a traced array (of every level of ``a``) with the fill's
+    derivative in every entry (zero for a plain fill)."""
     if not isinstance(fill_value, Box):
-        return np.full_like(primal_value(a), fill_value, dtype, order, subok, shape)
+        return _like(fill_value)(a, dtype, order, subok, shape)
     shape = np.shape(primal_value(a)) if shape is None else shape
     dtype = np.dtype(dtype if dtype is not None else np.result_type(primal_value(a)))
-    fill = astype(fill_value, dtype)
+    fill = astype(fill_value, dtype, copy_=False)
     if not isinstance(fill, Box):  # an integer dtype: no derivative to carry
         return np.full_like(primal_value(a), fill, dtype, order, subok, shape)
     return P.copy(broadcast_to(fill, shape))
 
 
+_PLAIN_WRITE = ("writing a derivative-carrying value into a plain array (np.copyto, "
+                "np.full_like(plain, traced), plain[...] = traced, plain.fill(traced), out=plain) "
+                "would drop its derivative; allocate the array from a traced value instead: "
+                "np.zeros_like(traced), np.empty_like(traced), np.full_like(traced, v), traced.copy()")
+
+
 def copyto(dst, src, casting="same_kind", where=True):
     if not isinstance(dst, Box):
-        raise TypeError(
-            "writing a derivative-carrying value into a plain array (np.copyto, np.full_like(plain, "
-            "traced), plain[...] = traced, plain.fill(traced)) would drop its derivative; build the "
-            "array from traced values instead, e.g. np.full_like(traced_x, v), np.broadcast_to(v, shape) "
-            "or np.where(mask, v, plain)")
-    raise TypeError(f"{type(dst).__name__} values are immutable; build the array with np.where, "
-                    "np.concatenate or np.pad instead of writing into it")
+        raise TypeError(_PLAIN_WRITE)
+    if where is not True:
+        src = P.where(np.asarray(primal_value(where), dtype=bool), src, dst)
+    dst[...] = src
+
+
+def scatter_at(add: bool, a, indices, b=None):
+    """np.add.at / np.subtract.at: unbuffered, so repeated indices accumulate."""
+    if b is None:
+        raise TypeError("np.add.at needs a value to add")
+    if not isinstance(a, Box):
+        raise TypeError(_PLAIN_WRITE)
+    idx = normalize_index(indices)
+    sel = np.empty(np.shape(primal_value(a)), dtype=bool)[idx].shape
+    added = P.index_add(broadcast_to(_arrayish(b), sel) if np.shape(primal_value(b)) != sel else b,
+                        idx=idx, shape=a.shape)
+    a[...] = a + added if add else a - added
+
+
+# -- allocation: from a traced value, a traced value ------------------------------------
+def _allocate(a, make, dtype, shape):
+    """A box of every level of ``a``, with zero derivative, around make(plain)."""
+    inner = a._inner
+    value = _allocate(inner, make, dtype, shape) if isinstance(inner, Box) else make(inner, dtype, shape)
+    return a._trace.constant(value, a)
+
+
+def _like(fill):
+    def like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
+        make = lambda p, dt, sh: (np.empty_like(p, dt, order, subok, sh) if fill is None
+                                  else np.full_like(p, fill, dt, order, subok, sh))
+        if not isinstance(a, Box) or not np.issubdtype(np.dtype(dtype or a.dtype), np.inexact):
+            return make(primal_value(a), dtype, shape)  # no derivative to carry (integers)
+        return _allocate(a, make, dtype, shape)
+    return like
+
+
+zeros_like, ones_like, empty_like = _like(0), _like(1), _like(None)
 
 
 def sort(a, axis=-1, kind=None, order=None):

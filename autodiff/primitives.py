@@ -115,6 +115,17 @@ def _index_add(g, idx, shape):
 # scatter-add: zeros of `shape` with g added at idx (the transpose of getitem)
 index_add = primitive("index_add", _index_add)
 
+
+def _index_update(x, v, idx):
+    out = (x if is_basic_index(idx) else _adopt(x, idx)).copy()
+    out[idx] = v
+    return out
+
+
+# a copy of x with v written at idx (numpy's x[idx] = v, as a function): how a
+# write into a tape value is recorded
+index_update = primitive("index_update", _index_update)
+
 # -- products -------------------------------------------------------------------------
 matmul = primitive("matmul", np.matmul)
 einsum = primitive("einsum", lambda *xs, subscripts: np.einsum(subscripts, *xs, optimize=len(xs) > 2))

@@ -10,7 +10,12 @@ with it.
 """
 from __future__ import annotations
 
-from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype, refuse_complex
+import weakref
+
+import numpy as np
+
+from . import primitives as P
+from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype, primal_value, refuse_complex
 
 
 class Node:
@@ -25,6 +30,11 @@ class Node:
         self.ans = ans
         self.parents = parents  # [(argument position, parent Node)]
         self.weak = weak  # a parent is a Python float (see core.is_weak)
+
+
+# reverse traces whose function is running (innermost last): a forward-mode
+# write must not mutate an array an enclosing tape may have recorded
+RECORDING: list = []
 
 
 class ReverseTrace(Trace):
@@ -55,7 +65,45 @@ class ReverseTrace(Trace):
             vals = [as_rule_arg(v) if is_var_of(a, self) else v for a, v in zip(args, vals)]
         node = Node(prim, vals, params, ans, parents, weak)
         self.tape.append(node)
-        return Var(out, self, node)
+        out = Var(out, self, node)
+        if prim in _VIEWS and parents and (prim is not P.getitem or _basic(params["idx"])):
+            base = args[0]  # out is a view of base: writes go through, and base's writes reach it
+            out._view = (base, prim, params)  # a strong reference, as an ndarray view keeps its base
+            _add_view(base, out)
+        return out
+
+    def constant(self, value, like) -> "Var":
+        """A value of this tape with no derivative of its own (np.zeros_like(x)):
+        only what is written into it later is differentiated."""
+        return Var(value, self, Node(None, (), None, value, ()))
+
+    def write(self, var, idx, value, _via=None):
+        """``var[idx] = value``, recorded as ``var = index_update(var, value, idx)``:
+        the Var now stands for the new value, and the tape keeps the old one for
+        the rules that read it.  numpy's aliasing is followed: a write through a
+        view (``v = u[1:]``, a reshape, a transpose) reaches its base, and live
+        views of the written array that overlap the write are re-taken from the
+        new value, so later reads see it (with the right derivative)."""
+        new = P.index_update(var, value, idx=idx)
+        plain = primal_value(var.value)
+        region = plain[_as_slices(idx)] if _basic(idx) else plain  # a view: its bounds are what was written
+        view = var._view
+        base = view[0] if view is not None else None
+        if base is not None:
+            prim, params = view[1], view[2]
+            if prim is P.getitem:
+                self.write(base, params["idx"], new, _via=var)
+            elif prim is P.reshape:
+                self.write(base, (Ellipsis,), P.reshape(new, shape=np.shape(primal_value(base.value))), _via=var)
+            elif prim is P.transpose:
+                inverse = tuple(int(i) for i in np.argsort(params["axes"]))
+                self.write(base, (Ellipsis,), P.transpose(new, axes=inverse), _via=var)
+            else:
+                raise ValueError("assignment destination is read-only (a broadcast view)")
+            _retake(var, base)
+        else:
+            var.value, var._node = new.value, new._node
+        _refresh_views(var, region, _via)
 
     def backward(self, seeds, free: bool = False) -> dict:
         """Sweep the tape backward from ``seeds`` ([(Node, cotangent)]).
@@ -85,12 +133,13 @@ class ReverseTrace(Trace):
 class Var(Box):
     """A value recorded on a tape."""
 
-    __slots__ = ("value", "_node")
+    __slots__ = ("value", "_node", "_view", "_views", "__weakref__")
 
     def __init__(self, value, trace: ReverseTrace, node: Node):
         self.value = value
         self._trace = trace
         self._node = node
+        self._view = self._views = None
 
     _inner = property(lambda self: self.value)
     primal = property(lambda self: self.value)  # the value one level down, as for Dual
@@ -103,4 +152,44 @@ def is_var_of(x, trace) -> bool:
     return type(x) is Var and x._trace is trace
 
 
-__all__ = ["Box", "Node", "ReverseTrace", "Var", "is_var_of"]
+_VIEWS = frozenset({P.getitem, P.reshape, P.transpose, P.broadcast_to})
+
+
+def _basic(idx) -> bool:
+    return P.is_basic_index(idx)
+
+
+def _add_view(base, view):
+    """Remember a view of base (weakly: a dead view costs nothing)."""
+    views = base._views
+    if views is None:
+        views = base._views = []
+    elif len(views) >= 16 and len(views) & (len(views) - 1) == 0:  # prune now and then
+        views[:] = [r for r in views if r() is not None]
+    views.append(weakref.ref(view))
+
+
+def _as_slices(idx):
+    """A basic index with each integer made a length-1 slice: x[...] is then a view."""
+    return tuple(slice(i, i + 1 if i != -1 else None) if isinstance(i, (int, np.integer)) else i for i in idx)
+
+
+def _retake(view, base):
+    """Re-take ``view`` from its base's current value (recorded), in place."""
+    _, prim, params = view._view
+    r = prim(base, **params)
+    view.value, view._node = r.value, r._node
+
+
+def _refresh_views(var, region, via=None):
+    """After a write into ``region`` (of var's old value), re-take the live views
+    of var that overlap it (and, in turn, their views)."""
+    if not var._views:
+        return
+    for ref in list(var._views):
+        w = ref()
+        if w is None or w is via or not np.may_share_memory(primal_value(w.value), region):
+            continue
+        old = primal_value(w.value)
+        _retake(w, var)
+        _refresh_views(w, old)

@@ -272,8 +272,9 @@ def test_grad_with_integer_argument_not_in_argnums(rng):
 
 UNSUPPORTED = {
     "fft": lambda x: np.fft.fft(x),
-    "add.at": lambda x: np.add.at(x, [0], 1.0),
-    "cumprod": lambda x: np.cumprod(x),
+    "put": lambda x: np.put(x, [0], 1.0),
+    "multiply.at": lambda x: np.multiply.at(x, [0], 2.0),
+    "percentile": lambda x: np.percentile(x, 50),
     "arctan2": lambda x: np.arctan2(x, x + 1.0),
 }
 
@@ -394,16 +395,17 @@ def test_the_named_fixes_work(box):
 
 
 @pytest.mark.parametrize("box", BOXES)
-def test_in_place_updates_are_refused(box):
+def test_writes_into_plain_arrays_are_refused(box):
     def check(x):
         a = np.zeros(2)
-        with pytest.raises(TypeError, match="in-place|derivative"):
+        with pytest.raises(TypeError, match="zeros_like"):
             a += x
-        with pytest.raises(TypeError, match="derivative"):
+        with pytest.raises(TypeError, match="zeros_like"):
             np.sin(x, out=np.zeros(2))
-        with pytest.raises(TypeError, match="immutable|np.where"):
-            x[0] = 1.0
         np.testing.assert_array_equal(a, np.zeros(2))
+        y = x.copy()
+        y[0] = 5.0  # a traced array is writable, like an ndarray
+        assert stop_gradient(y)[0] == 5.0 and stop_gradient(x)[0] == 1.0
     BOXES[box](check)
 
 

@@ -340,6 +340,13 @@ for _id, _s, _fn in [
 ]:
     case("getitem", _id, _fn, away0(_s) if "from-values" in _id else normal(_s))
 
+for _id, _xs, _vs, _idx in [
+    ("int", (3, 2), (2,), (1,)), ("slice", (4,), (2,), (slice(1, 3),)), ("scalar-value", (4,), (), (slice(None, None, 2),)),
+    ("Ellipsis", (2, 3), (3,), (Ellipsis,)), ("repeated", (3,), (4,), (_REP[:4],)),
+    ("bool-mask", (3, 2), (4,), (MASK,)), ("mixed", (2, 3, 4), (3, 3), (np.array([1, 0, 1]), slice(None), np.array([3, 3, 0]))),
+]:
+    case("index_update", _id, lambda x, v, idx=_idx: P.index_update(x, v, idx=idx), normal(_xs), normal(_vs))
+case("index_update", "setitem-copy", lambda x, v: _setitem(x, v), normal((4, 3)), normal((3,)), order=1)  # (grad of jvp through a write is refused)
 case("index_add", "0d-into-3", lambda g: P.index_add(g, idx=(1,), shape=(3,)), normal(()))
 case("index_add", "slice", lambda g: P.index_add(g, idx=(slice(1, 3),), shape=(4,)), normal((2,)))
 case("index_add", "step-and-None", lambda g: P.index_add(g, idx=(None, slice(None, None, 2)), shape=(3, 2)),
@@ -350,6 +357,13 @@ case("index_add", "bool-mask", lambda g: P.index_add(g, idx=(MASK,), shape=(3, 2
 case("index_add", "mixed-separated",
      lambda g: P.index_add(g, idx=(np.array([1, 0, 1]), slice(None), np.array([3, 3, 0])), shape=(2, 3, 4)),
      normal((3, 3)))
+
+def _setitem(x, v):
+    y = x.copy()
+    y[1:3] = v * 2.0
+    y[0] += v
+    return y
+
 
 # products
 for _id, _sa, _sb in [("1d.1d", (3,), (3,)), ("2d.1d", (2, 3), (3,)), ("1d.2d", (3,), (3, 2)),

@@ -38,11 +38,16 @@ def agree(f, x, expected=None, atol=1e-6):
 
 
 # -- 1. norm: every ord is the right norm, or it raises -------------------------------------
-def test_matrix_2_norm_raises_instead_of_returning_frobenius():
+def test_matrix_2_norm_is_the_largest_singular_value_not_frobenius():
     a = np.array([[3.0, 0.0], [4.0, 5.0]])
-    for kw in [dict(ord=2, axis=(0, 1)), dict(ord=2), dict(ord=-2), dict(ord="nuc"), dict(ord=2, axis=(1, 0))]:
-        with pytest.raises(NotImplementedError, match="singular values"):
-            grad(lambda a: np.linalg.norm(a, **kw))(a)
+    u, s, vt = np.linalg.svd(a)
+    for kw in [dict(ord=2, axis=(0, 1)), dict(ord=2)]:
+        v, g = value_and_grad(lambda a: np.linalg.norm(a, **kw))(a)
+        assert np.isclose(v, 6.708203932499369, rtol=1e-14)
+        np.testing.assert_allclose(g, np.outer(u[:, 0], vt[0]), atol=1e-12)   # u1 v1^T
+        np.testing.assert_allclose(g, central(lambda a: np.linalg.norm(a, **kw), a), atol=1e-6)
+    v, g = value_and_grad(lambda a: np.linalg.norm(a, ord=2, axis=(1, 0)))(a)
+    np.testing.assert_allclose(g, np.outer(u[:, 0], vt[0]), atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, kw", [

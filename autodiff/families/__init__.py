@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-FAMILIES: tuple[str, ...] = ()
+FAMILIES: tuple[str, ...] = ("special", "linalg")
 
 
 def load() -> list:

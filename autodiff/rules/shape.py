@@ -3,7 +3,7 @@ pad, getitem and its transpose index_add (scatter-add)."""
 import numpy as np
 
 from .. import primitives as P
-from .base import PerArgument, defjvp_all, deflinear, defvjp, lift, shape_of, unbroadcast
+from .base import PerArgument, constant, defjvp_all, deflinear, defvjp, lift, shape_of, unbroadcast
 
 deflinear(P.reshape,
           lambda t, ans, x, shape: P.reshape(t, shape=t.shape[:1] + shape),
@@ -76,3 +76,44 @@ def _index_add_jvp(t, ans, g, idx, shape):
 
 deflinear(P.getitem, _getitem_jvp, lambda g, ans, x, idx: P.index_add(g, idx=idx, shape=x.shape))
 deflinear(P.index_add, _index_add_jvp, lambda ct, ans, g, idx, shape: P.getitem(ct, idx=idx))
+
+
+# index_update(x, v, idx) = x with v written at idx.  Linear in (x, v) jointly:
+# the tangent is the same write applied to the tangents; the cotangent of x is
+# g with the written entries zeroed, that of v is g at idx -- where an advanced
+# index repeats a position, only the write numpy keeps (the last) gets it.
+def _index_update_jvp(ans, tangents, x, v, idx):
+    tx, tv = tangents
+    k = (tx if tx is not None else tv).shape[0]
+    if tx is None:
+        tx = np.zeros((k,) + shape_of(x), dtype=constant(ans).dtype)
+    sel = np.empty(shape_of(x), dtype=bool)[idx].shape  # the shape of x[idx]
+    tv = 0.0 if tv is None else lift(tv, len(sel))
+    if P.is_basic_index(idx):
+        return P.index_update(tx, tv, idx=(slice(None),) + idx)
+    tv = tv if isinstance(tv, float) else _k_last(tv)
+    return _k_first(P.index_update(_k_last(tx), tv, idx=_k_last_index(idx)))
+
+
+def _winners(idx, shape):
+    """For x[idx] = v with repeated positions in an advanced index: which
+    elements of the selection numpy keeps (the last write to each position)."""
+    ids = np.arange(int(np.prod(np.empty(shape, dtype=bool)[idx].shape, dtype=np.int64)))
+    sel = np.empty(shape, dtype=bool)[idx].shape
+    slots = np.full(shape, -1, dtype=np.int64)
+    slots[idx] = ids.reshape(sel)
+    return slots[idx] == ids.reshape(sel)
+
+
+def _index_update_vjp_v(g, ans, x, v, idx):
+    gv = P.getitem(g, idx=idx)
+    if not P.is_basic_index(idx) and not all(getattr(i, "dtype", None) == bool for i in idx
+                                             if not (i is None or i is Ellipsis or isinstance(i, slice))):
+        keep = _winners(idx, shape_of(x))
+        if not keep.all():
+            gv = P.where(keep, gv, 0.0)
+    return unbroadcast(gv, shape_of(v))
+
+
+defjvp_all(P.index_update, _index_update_jvp)
+defvjp(P.index_update, lambda g, ans, x, v, idx: P.index_update(g, 0.0, idx=idx), _index_update_vjp_v)
