@@ -202,6 +202,8 @@ class Box:
     __rtruediv__ = lambda s, o: ops.divide(o, s)
     __pow__ = lambda s, o: ops.power(s, o)
     __rpow__ = lambda s, o: ops.power(o, s)
+    __mod__ = lambda s, o: np.remainder(s, o)
+    __rmod__ = lambda s, o: np.remainder(o, s)
     __matmul__ = lambda s, o: ops.matmul(s, o)
     __rmatmul__ = lambda s, o: ops.matmul(o, s)
     __neg__ = lambda s: ops.negative(s)
@@ -261,6 +263,7 @@ class Box:
     __itruediv__ = lambda s, o: s._update(ops.divide, o)
     __ipow__ = lambda s, o: s._update(ops.power, o)
     __imatmul__ = lambda s, o: s._update(ops.matmul, o)
+    __imod__ = lambda s, o: s._update(np.remainder, o)
 
     # -- numpy protocols ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -311,6 +314,11 @@ class Box:
     cumsum = lambda s, *args, **kwargs: ops.cumsum(s, *args, **kwargs)
     dot = lambda s, *args, **kwargs: ops.dot(s, *args, **kwargs)
     clip = lambda s, *args, **kwargs: ops.clip(s, *args, **kwargs)
+    # ndarray methods that are numpy functions of a family (autodiff/families)
+    diagonal = lambda s, *args, **kwargs: np.diagonal(s, *args, **kwargs)
+    trace = lambda s, *args, **kwargs: np.trace(s, *args, **kwargs)
+    repeat = lambda s, *args, **kwargs: np.repeat(s, *args, **kwargs)
+    cumprod = lambda s, *args, **kwargs: np.cumprod(s, *args, **kwargs)
     argmax = lambda s, axis=None, keepdims=False: np.argmax(primal_value(s), axis=axis, keepdims=keepdims)
     argmin = lambda s, axis=None, keepdims=False: np.argmin(primal_value(s), axis=axis, keepdims=keepdims)
     argsort = lambda s, axis=-1: np.argsort(primal_value(s), axis=axis)

@@ -58,6 +58,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         return REDUCTIONS[ufunc](*inputs, **kwargs)
     elif method == "accumulate" and ufunc is np.add:
         return ops.cumsum(*inputs, axis=kwargs.get("axis", 0))
+    elif method == "accumulate" and ufunc is np.multiply and np.cumprod in FUNCTIONS:
+        return FUNCTIONS[np.cumprod](*inputs, axis=kwargs.get("axis", 0))
     elif method == "at" and ufunc in (np.add, np.subtract) and not kwargs:
         return ops.scatter_at(ufunc is np.add, *inputs)
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
