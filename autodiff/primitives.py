@@ -11,6 +11,8 @@ arrays, so the same vocabulary serves both backends.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .core import Primitive
@@ -53,6 +55,36 @@ abs = primitive("abs", np.abs)
 where = primitive("where", np.where)  # (cond, x, y); cond is a plain boolean array
 cast = primitive("cast", lambda x, dtype: x.astype(dtype))
 copy = primitive("copy", np.copy)  # a fresh array: what x.copy() and copy.deepcopy(x) give
+
+def _nansafe_mul(a, b):
+    """``a * b``, exactly 0 wherever ``a == 0`` (even where b is inf or nan).
+
+    Multiplies, then writes 0 where ``a == 0``: one compare and a masked store
+    that touches only the zeros, about 1.5x a plain product on large arrays
+    (``a * where(a == 0, 0, b)`` makes no nan but costs 3x).  The product's
+    0 * inf is computed and overwritten, so numpy's 'invalid value' warning is
+    silenced for it (under `autodiff.jit` the replayed program still warns:
+    errstate is not recorded).  The result has the dtype and shape of ``a * b``."""
+    if not hasattr(a, "dtype"):  # a Python number (static under jit)
+        if a != 0:
+            return a * b
+        return a * (np.zeros_like(b) if hasattr(b, "dtype") else 0.0)
+    if not hasattr(b, "dtype") and math.isfinite(b):  # a finite Python number: no 0 * inf
+        return a * b
+    with np.errstate(invalid="ignore"):
+        r = a * b
+    zero = a == 0
+    if not r.ndim:  # numpy gives a scalar, which cannot be written into
+        return np.where(zero, 0, r)[()]
+    if zero.shape != r.shape:
+        zero = np.broadcast_to(zero, r.shape)
+    r[zero] = 0
+    return r
+
+
+# a * b, exactly 0 where a == 0 even where b is inf or nan: how derivative rules
+# multiply a (co)tangent by a partial that may be infinite (autodiff.rules.base)
+nansafe_mul = primitive("nansafe_mul", _nansafe_mul)
 
 # zero-derivative operations: they act on the primal and return plain arrays
 sign = primitive("sign", np.sign, nondiff=True)

@@ -221,6 +221,9 @@ _F32 = dict(eps=1e-2, atol=1e-4, rtol=1e-4)
 for _s in [(), (2,), (3, 2)]:
     case("cast", f"f32->f64->f32-{sid(_s)}", lambda x: x.astype(np.float64).astype(np.float32),
          lambda s=_s: np.random.standard_normal(s).astype(np.float32), **_F32)
+for _id, _sa, _sb in [("3x2", (3, 2), (3, 2)), ("broadcast", (3, 1), (1, 2)), ("0d", (), (3,)), ("row", (2,), (3, 2))]:
+    case("nansafe_mul", _id, lambda a, b: P.nansafe_mul(a, b), normal(_sa), normal(_sb))
+case("nansafe_mul", "zeros-in-a", lambda b: P.nansafe_mul(np.array([0.0, 1.5, 0.0]), b), normal((3,)))
 case("copy", "3x2", np.copy, normal((3, 2)))
 case("copy", "method-0d", lambda x: x.copy() * 2.0, normal(()))
 case("copy", "deepcopy", lambda x: copy.deepcopy(x) ** 2, normal((2, 3)))

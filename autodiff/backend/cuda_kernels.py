@@ -149,7 +149,8 @@ def _build():
             d = deriv(op, xi, yi, one)
             y[i] = yi
             for k in range(K):
-                ty[k, i] = d * t[k, i]
+                tki = t[k, i]
+                ty[k, i] = d * tki if tki != 0 else tki  # NaN-safe, as the CPU kernels
             i += stride
 
     @cuda.jit
@@ -383,7 +384,7 @@ def _cupy_kernel(name):
         kern = _cupy_kernels[name] = cupy.ElementwiseKernel(
             "raw T x, T t, int64 n", "T ty, raw T y",
             f"const ptrdiff_t j = i % n; const T xi = x[j]; const T yi = {value}; "
-            f"if (i < n) y[j] = yi; ty = ({deriv}) * t;",
+            f"if (i < n) y[j] = yi; ty = (t == 0) ? t : ({deriv}) * t;",
             f"autodiff_unary_jvp_{name}")
     return kern
 

@@ -129,9 +129,12 @@ def unary_jvp_reference(name: str, x, t, out=None, out_t=None):
         return y, None
     d = df(x, y)
     d = d[None] if np.ndim(d) else d
+    with np.errstate(invalid="ignore"):  # NaN-safe, as the kernels: a zero tangent gives 0
+        ty = np.where(t == 0, t, d * t)
     if out_t is not None:
-        return y, np.multiply(d, t, out=out_t)
-    return y, (d * t).astype(np.result_type(x, t), copy=False)
+        out_t[...] = ty
+        return y, out_t
+    return y, ty.astype(np.result_type(x, t), copy=False)
 
 
 def binary_jvp_reference(name: str, a, ta, b, tb, out=None, out_t=None):
@@ -141,7 +144,9 @@ def binary_jvp_reference(name: str, a, ta, b, tb, out=None, out_t=None):
         terms = [None if ta is None else ta * b, None if tb is None else a * tb]
     elif name == "div":
         y = np.divide(a, b, out=out)
-        terms = [None if ta is None else ta * (1.0 / b), None if tb is None else tb * (-y / b)]
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN-safe, as the kernel
+            terms = [None if ta is None else np.where(ta == 0, ta, ta * (1.0 / b)),
+                     None if tb is None else np.where(tb == 0, tb, tb * (-y / b))]
     else:
         raise ValueError(f"binary_jvp: unknown op {name!r}; one of {BINARY_OPS}")
     terms = [s for s in terms if s is not None]
@@ -355,8 +360,9 @@ def _scale_block(buf, t, ty, s, m):
     for k in range(t.shape[0]):
         tk = t[k, s:s + m]
         tyk = ty[k, s:s + m]
-        for i in range(m):
-            tyk[i] = buf[i] * tk[i]
+        for i in range(m):  # NaN-safe: a zero tangent gives 0 even where f' is inf (a select: vectorizes)
+            v = buf[i] * tk[i]
+            tyk[i] = v if tk[i] != 0 else tk[i]
 
 
 # Two kernels, switching on an op code once per block of _B elements (so each
@@ -584,18 +590,22 @@ def _div_kernel(a, b, ta, tb, has_ta, has_tb, y, ty):
             q[i] = -yi / bb[i]
         for k in range(K):
             tyk = ty[k, s:s + m]
-            if has_ta and has_tb:
+            if has_ta and has_tb:  # NaN-safe: a zero tangent contributes 0 at b == 0
                 tak, tbk = ta[k, s:s + m], tb[k, s:s + m]
                 for i in range(m):
-                    tyk[i] = tak[i] * r[i] + tbk[i] * q[i]
+                    u = tak[i] * r[i]
+                    w = tbk[i] * q[i]
+                    tyk[i] = (u if tak[i] != 0 else tak[i]) + (w if tbk[i] != 0 else tbk[i])
             elif has_ta:
                 tak = ta[k, s:s + m]
                 for i in range(m):
-                    tyk[i] = tak[i] * r[i]
+                    u = tak[i] * r[i]
+                    tyk[i] = u if tak[i] != 0 else tak[i]
             else:
                 tbk = tb[k, s:s + m]
                 for i in range(m):
-                    tyk[i] = tbk[i] * q[i]
+                    w = tbk[i] * q[i]
+                    tyk[i] = w if tbk[i] != 0 else tbk[i]
         for i in range(m):
             yb[i] = yq[i]
 

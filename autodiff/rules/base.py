@@ -3,13 +3,44 @@
 Tangents carry a leading axis of K directions: a tangent of an argument of
 shape ``s`` has shape ``(K,) + s``.  Cotangents have the shape of the value.
 Rules use only primitives and array operators, so they run on any number type.
+
+NaN-safe singular points: where a partial derivative is infinite or undefined
+at a finite input (sqrt and log at 0, 1/y at y = 0, arcsin at 1, ...), a
+tangent or cotangent that is exactly zero contributes exactly zero, so a
+direction that does not move through the singularity is not poisoned by
+0 * inf = nan; a nonzero direction still gives inf or nan.  Rules mark such
+partials with `singular` and multiply them with `nansafe_mul` (see `NAN_SAFE`).
 """
 from __future__ import annotations
+
+import contextlib
+import math
 
 import numpy as np
 
 from .. import primitives as P
-from ..core import primal_value
+from ..core import Box, primal_value
+
+# Whether rules guard their singular partials (see `singular`).  Read when a
+# rule runs, so it may be toggled at any time, e.g. for A/B timing in one
+# process: ``autodiff.rules.base.NAN_SAFE = False`` (or ``with nan_safe(False):``)
+# gives back plain ``t * d``: 0 * inf = nan.  `autodiff.jit` records the numpy
+# calls the rules make, so a recorded program keeps the mode that was active
+# when it was recorded, whatever NAN_SAFE says when it replays; record (call the
+# jitted function for the first time with those input shapes) under the mode
+# you want, or make a new `jit(f)`.
+NAN_SAFE = True
+
+
+@contextlib.contextmanager
+def nan_safe(enabled: bool = True):
+    """Set `NAN_SAFE` inside a ``with`` block (restored on exit)."""
+    global NAN_SAFE
+    before, NAN_SAFE = NAN_SAFE, bool(enabled)
+    try:
+        yield
+    finally:
+        NAN_SAFE = before
 
 
 def defjvp(prim, *rules):
@@ -90,18 +121,74 @@ ONE = "one"
 MINUS_ONE = "minus_one"
 
 
+# -- NaN-safe products ------------------------------------------------------------
+# `P.nansafe_mul(a, b)` is ``a * b``, exactly 0 wherever ``a == 0`` (even where b
+# is inf or nan).  Its own rules are NaN-safe products again, so every order
+# keeps the convention.  At the point a == 0 the product is the constant 0 in b
+# (its derivative in b is exactly 0) and moves like t_a * b in a.
+nansafe_mul = P.nansafe_mul
+_nansafe_mul = P.nansafe_mul.impl
+
+
+def _nsm_jvp_a(t, ans, a, b):
+    return fill_out(nansafe_mul(lift(t, len(_shape(ans))), b), ans)
+
+
+def _nsm_jvp_b(t, ans, a, b):
+    return fill_out(nansafe_mul(a, lift(t, len(_shape(ans)))), ans)
+
+
+def _nsm_vjp_a(g, ans, a, b):
+    return unbroadcast(nansafe_mul(g, b), _shape(a))
+
+
+def _nsm_vjp_b(g, ans, a, b):
+    return unbroadcast(nansafe_mul(a, g), _shape(b))
+
+
+defjvp(nansafe_mul, _nsm_jvp_a, _nsm_jvp_b)
+defvjp(nansafe_mul, _nsm_vjp_a, _nsm_vjp_b)
+
+
+def guarded_mul(t, d):
+    """``t * d`` for a (co)tangent ``t`` and a partial ``d`` that may be inf or
+    nan: a zero of ``t`` contributes exactly 0 (`nansafe_mul`), unless
+    `NAN_SAFE` is off."""
+    if not NAN_SAFE or (type(d) in (float, int) and math.isfinite(d)):  # a finite constant: 1 / n
+        return t * d
+    if isinstance(t, Box) or isinstance(d, Box):
+        return nansafe_mul(t, d)
+    return _nansafe_mul(t, d)  # plain arrays: what nansafe_mul would call, without its dispatch
+
+
+class singular:
+    """Marks a partial of `defelementwise` that may be inf or nan at a finite
+    input (``singular(lambda ans, x: 0.5 / ans)`` for sqrt): its tangents and
+    cotangents are multiplied with `guarded_mul`.  Partials that are finite
+    wherever the inputs are finite need no mark (and cost nothing more)."""
+
+    __slots__ = ("partial",)
+
+    def __init__(self, partial):
+        self.partial = partial
+
+
 def defelementwise(prim, *partials):
     """An elementwise (broadcasting) op from its partial derivatives.
 
     ``partials[i](ans, *args)`` is d ans / d arg_i as an array (or ONE,
-    MINUS_ONE for linear arguments, or None for no rule).  Tangents are lifted
-    and multiplied; cotangents are multiplied and summed back to the shape of
-    the argument.
+    MINUS_ONE for linear arguments, or None for no rule; wrapped in `singular`
+    when it may be inf or nan at a finite input).  Tangents are lifted and
+    multiplied; cotangents are multiplied and summed back to the shape of the
+    argument.
     """
 
     def make(i, d):
         if d is None:
             return None, None
+        guard = isinstance(d, singular)
+        if guard:
+            d = d.partial
 
         def jvp(t, ans, *args):
             t = lift(t, len(_shape(ans)))
@@ -109,6 +196,8 @@ def defelementwise(prim, *partials):
                 term = t
             elif d is MINUS_ONE:
                 term = -t
+            elif guard:
+                term = guarded_mul(t, d(ans, *args))
             else:
                 term = t * d(ans, *args)
             return fill_out(term, ans)
@@ -118,6 +207,8 @@ def defelementwise(prim, *partials):
                 c = g
             elif d is MINUS_ONE:
                 c = -g
+            elif guard:
+                c = guarded_mul(g, d(ans, *args))
             else:
                 c = g * d(ans, *args)
             return unbroadcast(c, _shape(args[i]))

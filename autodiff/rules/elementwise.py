@@ -1,11 +1,27 @@
-"""Elementwise rules: arithmetic, transcendental functions, maximum/minimum, where."""
+"""Elementwise rules: arithmetic, transcendental functions, maximum/minimum, where.
+
+Partials that can be inf or nan at a finite input are marked `singular`, so a
+zero tangent or cotangent contributes exactly zero there (base.NAN_SAFE):
+
+  div      1/y and -x/y**2 at y = 0
+  pow      y x**(y-1) at x = 0 with y < 1, y != 0 (and nan for x < 0, fractional y)
+  log      1/x at 0;  log1p  1/(1+x) at -1;  sqrt  1/(2 sqrt x) at 0
+  arcsin, arccos  1/sqrt(1-x**2) at +-1;  arctanh  1/(1-x**2) at +-1
+
+The others are finite wherever their inputs are finite, except where the value
+itself overflows (exp, expm1, sinh, cosh of |x| > ~710; pow's partial in the
+exponent when x**y overflows): an overflowed value is not a singular point and
+is left unguarded.  Higher derivatives go through the same rules (the partials
+are written with guarded primitives, and `nansafe_mul`'s own rules are
+NaN-safe), so the convention holds at every order.
+"""
 import math
 
 import numpy as np
 
 from .. import primitives as P
 from .base import (MINUS_ONE, ONE, constant, defelementwise, defjvp, deflinear, defvjp, fill_out, lift,
-                   shape_of, unbroadcast)
+                   shape_of, singular, unbroadcast)
 
 defelementwise(P.add, ONE, ONE)
 defelementwise(P.sub, ONE, MINUS_ONE)
@@ -22,7 +38,7 @@ def _reciprocal(y):
     return 1.0 / y
 
 
-defelementwise(P.div, lambda ans, x, y: _reciprocal(y), lambda ans, x, y: -ans / y)
+defelementwise(P.div, singular(lambda ans, x, y: _reciprocal(y)), singular(lambda ans, x, y: -ans / y))
 
 
 def _dpow_dx(ans, x, y):
@@ -49,13 +65,15 @@ def _dpow_dy(ans, x, y):
     return P.where(constant(x) > 0, ans * P.log(P.where(constant(x) > 0, x, 1.0)), 0.0)
 
 
-defelementwise(P.pow, _dpow_dx, _dpow_dy)
+# the partial in x is inf at x = 0 for y < 1 (y != 0); the one in y is finite
+# wherever x**y is (0 where x <= 0)
+defelementwise(P.pow, singular(_dpow_dx), _dpow_dy)
 
 defelementwise(P.exp, lambda ans, x: ans)
-defelementwise(P.log, lambda ans, x: 1.0 / x)
-defelementwise(P.log1p, lambda ans, x: 1.0 / (x + 1.0))
+defelementwise(P.log, singular(lambda ans, x: 1.0 / x))
+defelementwise(P.log1p, singular(lambda ans, x: 1.0 / (x + 1.0)))
 defelementwise(P.expm1, lambda ans, x: ans + 1.0)
-defelementwise(P.sqrt, lambda ans, x: 0.5 / ans)
+defelementwise(P.sqrt, singular(lambda ans, x: 0.5 / ans))
 defelementwise(P.sin, lambda ans, x: P.cos(x))
 defelementwise(P.cos, lambda ans, x: -P.sin(x))
 defelementwise(P.tan, lambda ans, x: 1.0 + ans * ans)
@@ -63,9 +81,9 @@ defelementwise(P.tanh, lambda ans, x: 1.0 - ans * ans)
 defelementwise(P.sinh, lambda ans, x: P.cosh(x))
 defelementwise(P.cosh, lambda ans, x: P.sinh(x))
 defelementwise(P.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
-defelementwise(P.arcsin, lambda ans, x: 1.0 / P.sqrt(1.0 - x * x))
-defelementwise(P.arccos, lambda ans, x: -1.0 / P.sqrt(1.0 - x * x))
-defelementwise(P.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
+defelementwise(P.arcsin, singular(lambda ans, x: 1.0 / P.sqrt(1.0 - x * x)))
+defelementwise(P.arccos, singular(lambda ans, x: -1.0 / P.sqrt(1.0 - x * x)))
+defelementwise(P.arctanh, singular(lambda ans, x: 1.0 / (1.0 - x * x)))
 defelementwise(P.abs, lambda ans, x: P.sign(x))
 
 
