@@ -66,7 +66,7 @@ from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 from . import transforms
 from ._checks import float_dtype, scalar_loss
 from .models import check_model
-from .optim import Optimizer
+from .optim import Optimizer, to_dtype
 
 __all__ = ["Setup", "Hypergradient", "HypergradientError", "hypergradient", "EXTRA_CONSTRAINTS",
            "flat_hypergrad", "unflatten_like"]
@@ -93,7 +93,13 @@ def _as_step_array(state):
 
     `jit` treats Python scalars as constants of a recording, so a counter
     that changes every step would be recorded anew every step (numpy
-    scalars, which the replayed steps return, are inputs).
+    scalars, which the replayed steps return, are inputs).  `Setup` runs
+    every step on such a counter, jit-ed or not, so that both execute the
+    same numpy operations and give the same numbers bit for bit (numpy's
+    ``b ** t`` is not always Python's to the last bit).  The coefficients
+    computed from it are 0-d float64 arrays, which the optimizers cast to the
+    parameters' dtype (`hyperopt.optim.keep_dtype`), so a float32 run stays
+    float32.
     """
     def conv(s):
         if isinstance(s, tuple) and hasattr(s, "_fields"):
@@ -102,6 +108,26 @@ def _as_step_array(state):
                              else conv(v) for v in s])
         return s
     return conv(state)
+
+
+def _as_jit_input(x):
+    if type(x) is Dual:
+        p, t = _as_jit_input(x.primal), _as_jit_input(x.tangents)
+        return x if p is x.primal and t is x.tangents else Dual(p, t, x._trace)
+    if isinstance(x, np.generic) and isinstance(x, (np.number, np.bool_)):
+        return np.asarray(x)
+    return x
+
+
+def _as_jit_inputs(tree):
+    """``tree`` with its numpy scalars (``np.float64(0.1)``, ``np.int64(3)``, inside
+    Duals too) as 0-d arrays, which is what a jit-ed step is given in their
+    place: an eager step on this runs the same numpy operations as the
+    replayed one (numpy's scalar arithmetic, ``np.float64(b) ** np.int64(t)``,
+    is not always its array arithmetic to the last bit).  (Module-level
+    functions, not a recursive closure: that would be a reference cycle per
+    step, freed only by the cyclic garbage collector.)"""
+    return tree_map(_as_jit_input, tree)
 
 
 @dataclass
@@ -116,7 +142,11 @@ class Setup:
     the step cannot be recorded).  ``check_every`` steps, the tangents are
     checked: a non-finite value or a tangent norm above
     ``max_tangent_norm`` raises `HypergradientError` naming the step.
-    ``dtype`` (float32 or float64) is the dtype of the parameters and inputs.
+    ``dtype`` (float32 or float64) is the dtype of the parameters and inputs,
+    and of every array the run computes: hyperparameters given as numpy
+    values of a wider type are cast to it (`cast_hparams`).  Jit-ed and eager
+    steps run the same numpy operations (an int-array step counter, and 0-d
+    arrays where jit passes them), so they give the same numbers.
 
     ``model`` follows the `hyperopt.models.Model` protocol: ``init(seed,
     scale, dtype)`` -> parameters, ``loss(params, x, y)`` -> one number (shape
@@ -217,8 +247,17 @@ class Setup:
         idx = self.batcher.indices(t)
         return self._train_x[idx], self._train_y[idx]
 
+    def cast_hparams(self, h: dict) -> dict:
+        """``h`` with every numpy value (or Dual, or tape value of one) of a wider
+        type than the setup's dtype cast to it, differentiably (`optim.to_dtype`):
+        a 0-d float64 learning rate, label smoothing or init scale, or float64
+        example weights would otherwise turn a float32 run into a float64 one
+        (numpy's NEP 50 promotion).  Python floats are left as they are (numpy
+        keeps them weakly typed), and so is everything in a float64 setup."""
+        return {k: tree_map(lambda v: to_dtype(v, self.dtype), v) for k, v in h.items()}
+
     def init(self, hparams: dict):
-        return self._init_params(hparams["init_scale"])
+        return self._init_params(to_dtype(hparams["init_scale"], self.dtype))
 
     def _init_params(self, scale):
         """``model.init`` with the seed, and ``scale`` and ``dtype`` where it takes them
@@ -296,7 +335,7 @@ class Setup:
         ``start=(t0, params, state)`` continues a run from step ``t0``;
         ``callback(t, params, state)`` is called after every step.
         """
-        h = self.resolve(hparams)
+        h = self.cast_hparams(self.resolve(hparams))
         opt_h = {k: h[k] for k in self.optimizer.defaults}
         smoothing = self._smoothing_arg(h["label_smoothing"])
         use_jit = self.jit if jit is None else jit
@@ -306,8 +345,7 @@ class Setup:
             state = self.optimizer.init(params)
         else:
             t0, params, state = start
-        if use_jit:
-            state = _as_step_array(state)
+        state = _as_step_array(state)  # jit-ed or not: the same arithmetic (see there)
         step = self._stepper(use_jit)
         guard = use_jit and self._eps_at_zero(opt_h)
         bar = _progress(self.steps - t0, "training steps", progress)
@@ -317,6 +355,8 @@ class Setup:
             x, y = self._train_x[idx], self._train_y[idx]
             extra = () if weights is None else (weights[idx],)
             args = (params, state, opt_h, smoothing, x, y, *extra)
+            if not use_jit:
+                args = _as_jit_inputs(args)
             try:
                 params, state = step(*args)
             except RecordError as e:  # a step jit cannot record: run it eagerly from now on

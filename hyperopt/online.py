@@ -47,7 +47,7 @@ from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
-from .hypergrad import HypergradientError, Setup, _as_step_array, _scalarize_h
+from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array, _scalarize_h
 from .hypergrad import flat_hypergrad, unflatten_like
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
@@ -150,8 +150,7 @@ class Online:
 
         h = self.hparams()
         params = setup.init(h)
-        state = _as_step_array(setup.optimizer.init(params)) if setup.jit else \
-            setup.optimizer.init(params)
+        state = _as_step_array(setup.optimizer.init(params))  # as Setup.train does
         # tangents of (params, state) w.r.t. the K hyperparameters: Z_0 = 0
         # (init_scale, if tuned, is not differentiated online: it acts before step 1)
         s_leaves, s_def = tree_flatten((params, state))
@@ -184,15 +183,18 @@ class Online:
                 leaf = np.asarray(leaf)
                 u_leaves.append(dual(leaf, eye[o:o + n].T.reshape((K,) + leaf.shape)
                                      if leaf.ndim else eye[o]))
-            hd = {**self.h, **self._from_space(tree_unflatten(treedef, u_leaves))}
+            # in the setup's dtype: u is updated in float64 (a float32 u would lose small steps)
+            hd = setup.cast_hparams({**self.h,
+                                     **self._from_space(tree_unflatten(treedef, u_leaves))})
             opt_h = {k: hd[k] for k in setup.optimizer.defaults}
             s_in = [dual(x_, self.mu * z) if b else x_ for x_, z, b in zip(s_leaves, Z, is_buf)]
             p_in, st_in = tree_unflatten(s_def, s_in)
             g_train = train_grad(tree_map(primal_value, p_in), x, y, primal_value(
                 hd["label_smoothing"])) if self.adaptive_mu else None
-            p_out, st_out = step(p_in, st_in, opt_h, hd["label_smoothing"], x, y)
+            args = (p_in, st_in, opt_h, hd["label_smoothing"], x, y)
+            p_out, st_out = step(*(args if setup.jit else _as_jit_inputs(args)))
             if guard:
-                setup._explain_nonfinite(p_out, (p_in, st_in, opt_h, hd["label_smoothing"], x, y))
+                setup._explain_nonfinite(p_out, args)
             out = tree_leaves((p_out, st_out))
             s_leaves = [o.primal if isinstance(o, Dual) else o for o in out]
             Z = [(primal_value(o.tangents) if isinstance(o, Dual) else

@@ -21,6 +21,17 @@ primal value and the chosen formula's derivative is kept (`select`).  The step
 counter in the state is a Python int (an int array also works) and carries no
 tangent.
 
+An update keeps each parameter leaf's dtype (float32 in, float32 out, as
+with Python-float hyperparameters, which numpy keeps weakly typed): a
+hyperparameter that is a wider numpy value (a 0-d float64 array, a Dual of
+one) is cast to the leaf's dtype, and so is each scalar coefficient computed
+from the step counter (bias corrections, dampening) where it meets the
+leaf's arrays (`keep_dtype`).  Such coefficients are computed in float64, as
+Python would, and rounded once.  With an int-array step counter (what
+`hyperopt.hypergrad.Setup` passes, so that `autodiff.jit` records one program
+for every step) they are 0-d float64 arrays, which numpy would otherwise let
+promote a float32 update to float64.  In a float64 run nothing is cast.
+
 Every constructor validates its arguments (negative, out-of-range, NaN or inf
 values raise ValueError naming the argument) and takes ``optimizer=None``: the
 hyper-optimizer of a hyperoptimizer tower, stored and not used here.
@@ -57,7 +68,7 @@ from autodiff.tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
            "SGDState", "AdamState", "RAdamState", "RMSpropState", "AdagradState",
-           "select", "safe_sqrt", "CONSTRAINTS"]
+           "select", "safe_sqrt", "to_dtype", "keep_dtype", "CONSTRAINTS"]
 
 CONSTRAINTS = ("positive", "nonnegative", "unit", "unit_closed_open", None)
 
@@ -90,6 +101,44 @@ def select(cond, if_true: Callable[[], Any], if_false: Callable[[], Any]):
     if isinstance(cond, (bool, np.bool_)):
         return if_true() if cond else if_false()
     return np.where(cond, if_true(), if_false())
+
+
+def _dtype_of(x):
+    """The dtype of ``x``'s primal value; None for a Python number (weakly typed:
+    numpy gives it the dtype of the array it meets) or a non-numeric value."""
+    x = stop_gradient(x)
+    if type(x) in (bool, int, float):  # not isinstance: np.float64 is a float subclass
+        return None
+    d = getattr(x, "dtype", None)
+    return d if isinstance(d, np.dtype) else None
+
+
+def to_dtype(x, dtype):
+    """``x`` cast to the float dtype ``dtype`` if numpy would otherwise promote a
+    ``dtype`` array that meets it to a wider type; else ``x`` itself.
+
+    This is what keeps a float32 run in float32 when a scalar reaches it as a
+    strongly typed numpy value (NEP 50): a 0-d float64 array or numpy scalar
+    (a hyperparameter, ``b1 ** t`` with an integer-array step counter), an
+    integer array, or a `Dual` / tape value of one (cast differentiably: its
+    tangents too).  Python numbers are returned as they are: numpy already
+    gives them the array's dtype.  Narrower values (float32 in a float64 run)
+    are left alone, and so is everything in a float64 run.
+    """
+    d = _dtype_of(x)
+    if d is None or dtype is None or d.kind not in "biuf":  # (never drop an imaginary part)
+        return x
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or np.result_type(d, dtype) == dtype:
+        return x
+    return x.astype(dtype)
+
+
+def keep_dtype(x, like):
+    """``x`` in the float dtype of the array ``like`` where it would otherwise
+    promote it (`to_dtype`): a scalar coefficient, cast where it meets a
+    parameter-shaped array, so that the result keeps that array's dtype."""
+    return to_dtype(x, _dtype_of(like))
 
 
 def safe_sqrt(x):
@@ -237,8 +286,9 @@ class Optimizer:
         new_b = {f: [] for f in fields if bufs[f] is not None}
         for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
             b = {f: bufs[f][i] for f in new_b}
+            hi = {k: keep_dtype(v[i], p) for k, v in h_leaves.items()}
             try:
-                p, b = self._leaf(p, g, b, {k: v[i] for k, v in h_leaves.items()}, t)
+                p, b = self._leaf(p, g, b, hi, t)
             except _ZeroDenominator as e:
                 raise FloatingPointError(
                     f"{type(self).__name__}: eps={e} with a zero {self._second_moment} gives 0/0 "
@@ -350,7 +400,7 @@ class SGD(Optimizer):
         lr, mom, damp = h["lr"], h["momentum"], h["dampening"]
         g = g + h["weight_decay"] * p
         # the buffer starts at 0, so at t == 1 this is g (no dampening), as in torch
-        buf = mom * bufs["momentum_buffer"] + (1 - damp * (t > 1)) * g
+        buf = mom * bufs["momentum_buffer"] + keep_dtype(1 - damp * (t > 1), g) * g
         use_buf = (stop_gradient(mom) != 0) | (stop_gradient(damp) == 0)
         d = select(use_buf, lambda: buf, lambda: g)
         if self.nesterov:
@@ -413,9 +463,9 @@ class Adam(Optimizer):
         if self.amsgrad:
             v = out["max_exp_avg_sq"] = np.maximum(bufs["max_exp_avg_sq"], v)
         bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-        denom = safe_sqrt(v) / bc2 ** 0.5 + h["eps"]
+        denom = safe_sqrt(v) / keep_dtype(bc2 ** 0.5, v) + h["eps"]
         check_denominator(denom, h["eps"])
-        return p - (lr / bc1) * (m / denom), out
+        return p - keep_dtype(lr / bc1, p) * (m / denom), out
 
 
 class AdamW(Adam):
@@ -505,10 +555,10 @@ class RAdam(Optimizer):
             denom = safe_sqrt(v) + eps
             check_denominator(denom, eps, None if isinstance(adaptive, (bool, np.bool_))
                               else adaptive)
-            return decayed - (lr * r * bc2 ** 0.5 / bc1) * (m / denom)
+            return decayed - keep_dtype(lr * r * bc2 ** 0.5 / bc1, p) * (m / denom)
 
         def unadapted():
-            return decayed - (lr / bc1) * m if self.degenerated_to_sgd else p
+            return decayed - keep_dtype(lr / bc1, p) * m if self.degenerated_to_sgd else p
 
         return select(adaptive, rectified, unadapted), {"exp_avg": m, "exp_avg_sq": v}
 
@@ -621,4 +671,4 @@ class Adagrad(Optimizer):
         s = bufs["sum"] + g * g
         denom = safe_sqrt(h["initial_accumulator_value"] + s) + h["eps"]
         check_denominator(denom, h["eps"])
-        return p - clr * (g / denom), {"sum": s}
+        return p - keep_dtype(clr, p) * (g / denom), {"sum": s}

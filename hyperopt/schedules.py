@@ -9,9 +9,14 @@ Its integer settings (step_size, T_0, warmup_steps, ...) are fixed at
 construction; its continuous parameters (``gamma``, ``eta_min``,
 ``start_factor``) are in ``schedule.defaults`` and may be overridden through
 ``hparams`` by Duals or tape values, so a forward (or reverse) hypergradient
-can tune a schedule.  ``t`` is a Python int (the fast path: the factors stay
-Python floats, so a float32 model stays float32) or an int array (under
-`autodiff.jit`); it carries no derivative.  ``base_lr`` may be a per-parameter
+can tune a schedule.  ``t`` is a Python int (the factors stay Python floats,
+which numpy keeps weakly typed, so a float32 model stays float32) or an int
+array (what `hyperopt.hypergrad.Setup` passes, so that `autodiff.jit` records
+one program for every step); it carries no derivative.  With an int array the
+factors of ``t`` (``gamma ** t``, the cosine, the warmup fraction) are 0-d
+float64 values; each is cast to the dtype of what it multiplies when that is
+a numpy value (a float32 ``base_lr``), as a Python float would be, so a
+schedule keeps ``base_lr``'s dtype either way.  ``base_lr`` may be a per-parameter
 pytree.  Every schedule here equals the closed form of its
 torch.optim.lr_scheduler counterpart at epoch ``t``:
 
@@ -34,7 +39,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .optim import Optimizer, _is_tree, check_range, select
+from .optim import Optimizer, _is_tree, check_range, keep_dtype, select
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineWarmRestarts", "LinearWarmup",
            "Sequential", "Chain", "chain", "scheduled", "Scheduled", "ScheduledState"]
@@ -42,6 +47,14 @@ __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineWarmRestarts", "L
 
 def _is_int(t) -> bool:
     return isinstance(t, (int, np.integer))
+
+
+def _python_int(t) -> bool:
+    """A step given as a Python int takes the Python-number path.  A numpy integer
+    (what arithmetic on an int-array counter returns) takes the array path, as
+    it does under `autodiff.jit`, so that an eager step computes what the
+    replayed one does, bit for bit."""
+    return isinstance(t, int)
 
 
 def _check_int(name: str, value, lo: int) -> int:
@@ -97,7 +110,7 @@ class StepDecay(Schedule):
         self.defaults = {"gamma": gamma}
 
     def _lr(self, t, base_lr, h):
-        return base_lr * h["gamma"] ** (t // self.step_size)
+        return base_lr * keep_dtype(h["gamma"] ** (t // self.step_size), base_lr)
 
     def _repr_args(self):
         return [f"step_size={self.step_size}"] + super()._repr_args()
@@ -113,7 +126,7 @@ class ExponentialDecay(Schedule):
         self.defaults = {"gamma": gamma}
 
     def _lr(self, t, base_lr, h):
-        return base_lr * h["gamma"] ** t
+        return base_lr * keep_dtype(h["gamma"] ** t, base_lr)
 
 
 class CosineWarmRestarts(Schedule):
@@ -138,7 +151,7 @@ class CosineWarmRestarts(Schedule):
     def cycle(self, t):
         """``(T_cur, T_i)``: steps since the last restart, and the current cycle length."""
         T_0, T_mult = self.T_0, self.T_mult
-        if _is_int(t):
+        if _python_int(t):
             t, T_i = int(t), T_0
             if T_mult == 1:
                 return t % T_0, T_0
@@ -160,12 +173,13 @@ class CosineWarmRestarts(Schedule):
 
     def _lr(self, t, base_lr, h):
         T_cur, T_i = self.cycle(t)
-        if _is_int(T_cur):
+        if _python_int(T_cur):
             c = (1 + math.cos(math.pi * T_cur / T_i)) / 2
         else:
             c = (1 + np.cos(np.pi * T_cur / T_i)) / 2
         eta_min = h["eta_min"]
-        return eta_min + (base_lr - eta_min) * c
+        diff = base_lr - eta_min
+        return eta_min + diff * keep_dtype(c, diff)
 
     def _repr_args(self):
         return [f"T_0={self.T_0}", f"T_mult={self.T_mult}"] + super()._repr_args()
@@ -188,9 +202,10 @@ class LinearWarmup(Schedule):
         W = self.warmup_steps
         if W == 0:
             return base_lr
-        frac = min(int(t), W) / W if _is_int(t) else np.minimum(t, W) / W
+        frac = min(int(t), W) / W if _python_int(t) else np.minimum(t, W) / W
         s = h["start_factor"]
-        return base_lr * (s + (1 - s) * frac)
+        factor = s + (1 - s) * keep_dtype(frac, s)
+        return base_lr * keep_dtype(factor, base_lr)
 
     def _repr_args(self):
         return [f"warmup_steps={self.warmup_steps}"] + super()._repr_args()
@@ -239,7 +254,7 @@ class Sequential(Schedule):
 
     def _lr(self, t, base_lr, h):
         subs = [_child_h(h, m) for m in self._maps]
-        if _is_int(t):
+        if _python_int(t):
             i = bisect.bisect_right(self.milestones, int(t))
             start = self.milestones[i - 1] if i else 0
             return self.schedules[i]._lr(int(t) - start, base_lr, subs[i])

@@ -354,6 +354,61 @@ def test_float32_stays_float32():
         assert p["w"].dtype == np.float32, opt
 
 
+FLOAT32_OPTIMIZERS = [lambda: SGD(0.1, momentum=0.9, dampening=0.2, weight_decay=1e-3),
+                      lambda: SGD(0.1, momentum=0.9, nesterov=True), lambda: Adam(),
+                      lambda: AdamW(amsgrad=True), lambda: RAdam(),
+                      lambda: RAdam(degenerated_to_sgd=False), lambda: RMSprop(centered=True),
+                      lambda: Adagrad(lr_decay=0.1)]
+
+
+@pytest.mark.parametrize("make", FLOAT32_OPTIMIZERS,
+                         ids=["sgd", "sgd-nesterov", "adam", "adamw-amsgrad", "radam",
+                              "radam-no-sgd", "rmsprop-centered", "adagrad"])
+def test_float32_stays_float32_with_an_array_step_and_float64_hyperparameters(make):
+    """Under NEP 50 a 0-d float64 array is strongly typed: an int-array step counter
+    (what hypergrad.Setup passes, for jit) makes bias corrections 0-d float64, and
+    a hyperparameter may be one.  The update casts them to the parameters' dtype."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((3, 4)).astype(np.float32)}
+    grads = [{"w": rng.standard_normal((3, 4)).astype(np.float32)} for _ in range(7)]
+    opt = make()
+    h64 = {k: np.asarray(v, dtype=np.float64) for k, v in opt.defaults.items()}
+    state = opt.init(params)
+    p, s = params, state._replace(step=np.asarray(0))
+    p_ref, s_ref = params, state
+    for g in grads:
+        p, s = opt.update(g, s, p, h64)
+        p_ref, s_ref = opt.update(g, s_ref, p_ref)  # Python int step, Python floats
+    for x in [p["w"]] + [b["w"] for b in s[1:] if b is not None]:
+        assert x.dtype == np.float32, opt
+    assert isinstance(s.step, (np.ndarray, np.integer)) and s.step == 7
+    np.testing.assert_allclose(p["w"], p_ref["w"], rtol=1e-5, atol=1e-7)
+    # a Dual of a float64 value: cast differentiably, tangents float32 too
+    p_d, _ = opt.update(grads[0], state._replace(step=np.asarray(10)), params,
+                        {**h64, "lr": dual(h64["lr"], 1.0)})
+    assert p_d["w"].primal.dtype == np.float32 and p_d["w"].tangents.dtype == np.float32
+    # float64 parameters are not narrowed by float32 hyperparameters
+    p64 = {"w": params["w"].astype(np.float64)}
+    out, _ = opt.update({"w": grads[0]["w"].astype(np.float64)},
+                        opt.init(p64)._replace(step=np.asarray(0)), p64,
+                        {k: np.float32(v) for k, v in opt.defaults.items()})
+    assert out["w"].dtype == np.float64
+
+
+def test_keep_dtype_and_to_dtype():
+    x32 = np.ones(3, np.float32)
+    assert optim.keep_dtype(0.5, x32) == 0.5 and type(optim.keep_dtype(0.5, x32)) is float
+    assert optim.keep_dtype(np.float64(0.5), x32).dtype == np.float32
+    assert optim.keep_dtype(np.asarray(3), x32).dtype == np.float32   # an int array too
+    assert optim.keep_dtype(np.asarray(True), x32).dtype == bool       # does not promote
+    assert optim.keep_dtype(np.float32(0.5), np.ones(3)).dtype == np.float32
+    y = np.asarray(0.5)
+    assert optim.keep_dtype(y, np.ones(3)) is y and optim.to_dtype(y, np.float64) is y
+    d = optim.to_dtype(dual(np.asarray(0.5), np.ones(2)), np.float32)
+    assert d.primal.dtype == np.float32 and d.tangents.dtype == np.float32
+    assert optim.to_dtype("name", np.float32) == "name"
+
+
 # -- names and validation ------------------------------------------------------------
 
 def test_repr_describe_and_constraints():

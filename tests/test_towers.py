@@ -125,6 +125,32 @@ def test_height_zero_is_the_plain_optimizer():
     assert tower.height == 0 and tower.hparams == [opt.defaults] and tower.history == []
 
 
+@pytest.mark.parametrize("space", ["raw", "unconstrained"])
+def test_float32_tower_stays_float32(space):
+    """float32 in, float32 out: parameters, every level's optimizer state and the
+    tangents carried to the next step (the tuned values stay Python floats)."""
+    p32 = {k: v.astype(np.float32) for k, v in P0.items()}
+    b32 = [(x.astype(np.float32), y.astype(np.float32)) for x, y in BATCHES[:6]]
+    tower = Tower(Adam(0.01, optimizer=SGD(1e-4, momentum=0.5, optimizer=SGD(1e-6))), p32,
+                  space=space)
+    for batch in b32:
+        tower.step(mse, batch)
+    st = tower.state
+    assert all(v.dtype == np.float32 for v in tree_flatten(st.params)[0])
+    assert all(t.dtype == np.float32 for t in st.tangents if t is not None)
+    bufs = [b for b in tree_flatten(st.opt_states[0])[0] if np.ndim(b) > 0]
+    assert bufs and all(b.dtype == np.float32 for b in bufs)
+    assert all(type(v) is float for level in tower.hparams[:2] for v in level.values())
+    # height 0 on float32: the plain optimizer's float32 run, bit for bit
+    plain = Tower(Adam(0.01), p32)
+    params, state = p32, Adam(0.01).init(p32)
+    for batch in b32:
+        plain.step(mse, batch)
+        params, state = Adam(0.01).update(grad(mse)(params, batch), state, params)
+    assert all(np.array_equal(plain.params[k], params[k]) and params[k].dtype == np.float32
+               for k in params)
+
+
 def test_levels_start_once_their_hypergradient_exists():
     """Level k (k >= 1) first moves its parameters at model step k + 1."""
     tower = Tower(SGD(0.1, optimizer=SGD(0.01, optimizer=SGD(1e-3, optimizer=SGD(1e-4)))), P0,
