@@ -222,8 +222,10 @@ class Box:
     __bool__ = lambda s: bool(primal_value(s))
 
     # -- conversions numpy cannot hook: refuse loudly -------------------------
-    __array__ = _refuse("np.asarray/np.array", "build arrays with np.stack or np.concatenate, "
-                        "or take .primal / autodiff.stop_gradient(x) if you mean a constant")
+    __array__ = _refuse("np.asarray/np.array (or writing it into a plain array: plain[i] = x)",
+                        "build arrays with np.stack or np.concatenate; allocate arrays you write into "
+                        "from a traced value (np.zeros_like(x), x.copy()); or take .primal / "
+                        "autodiff.stop_gradient(x) if you mean a constant")
     __float__ = _refuse("float() (or writing it into a plain array: plain[i] = x, plain.fill(x))",
                         "use .primal or autodiff.stop_gradient(x) for a constant, or build the array "
                         "from traced values (np.stack, np.where, np.full_like(traced, x))")

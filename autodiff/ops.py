@@ -266,8 +266,14 @@ def moveaxis(a, source, destination):
 
 
 def _arrayish(a):
-    """``a`` itself if it is a box or an array, else ``np.asarray(a)`` (Python numbers)."""
-    return a if isinstance(a, Box) or hasattr(a, "shape") else np.asarray(a)
+    """``a`` itself if it is a box or an array, else an array: ``np.asarray(a)``
+    for Python numbers and lists of them, ``np.stack`` for a list holding boxes
+    (``np.hstack(([traced_scalar], arr))``)."""
+    if isinstance(a, Box) or hasattr(a, "shape"):
+        return a
+    if isinstance(a, (list, tuple)) and any(isinstance(e, (Box, list, tuple)) for e in a):
+        return stack([_arrayish(e) for e in a])
+    return np.asarray(a)
 
 
 def expand_dims(a, axis):
@@ -458,10 +464,7 @@ def scatter_at(add: bool, a, indices, b=None):
     if not isinstance(a, Box):
         raise TypeError(_PLAIN_WRITE)
     idx = normalize_index(indices)
-    sel = np.empty(np.shape(primal_value(a)), dtype=bool)[idx].shape
-    added = P.index_add(broadcast_to(_arrayish(b), sel) if np.shape(primal_value(b)) != sel else b,
-                        idx=idx, shape=a.shape)
-    a[...] = a + added if add else a - added
+    a[...] = P.add_at(a, b if add else negative(b), idx=idx)  # numpy's order of additions: bit for bit
 
 
 # -- allocation: from a traced value, a traced value ------------------------------------

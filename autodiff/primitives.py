@@ -154,6 +154,17 @@ def _index_update(x, v, idx):
     return out
 
 
+def _add_at(a, b, idx):
+    out = (a if is_basic_index(idx) else _adopt(a, idx)).copy()
+    np.add.at(out, idx, b)
+    return out
+
+
+# a copy of a with b added at idx, unbuffered (numpy's np.add.at, as a function):
+# repeated positions accumulate, in numpy's order, so the result is numpy's bit for bit
+add_at = primitive("add_at", _add_at)
+
+
 # a copy of x with v written at idx (numpy's x[idx] = v, as a function): how a
 # write into a tape value is recorded
 index_update = primitive("index_update", _index_update)

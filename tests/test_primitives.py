@@ -349,6 +349,10 @@ for _id, _xs, _vs, _idx in [
     ("bool-mask", (3, 2), (4,), (MASK,)), ("mixed", (2, 3, 4), (3, 3), (np.array([1, 0, 1]), slice(None), np.array([3, 3, 0]))),
 ]:
     case("index_update", _id, lambda x, v, idx=_idx: P.index_update(x, v, idx=idx), normal(_xs), normal(_vs))
+for _id, _as, _bs, _idx in [("repeated", (4,), (3,), (np.array([0, 2, 0]),)), ("slice", (4, 2), (2,), (slice(1, 3),)),
+                             ("mixed", (2, 3, 2), (3, 3), (np.array([1, 0, 1]), slice(None), np.array([0, 1, 0]))),
+                             ("scalar", (3,), (), (np.array([1, 1]),))]:
+    case("add_at", _id, lambda a, b, idx=_idx: P.add_at(a, b, idx=idx), normal(_as), normal(_bs))
 case("index_update", "setitem-copy", lambda x, v: _setitem(x, v), normal((4, 3)), normal((3,)), order=1)  # (grad of jvp through a write is refused)
 case("index_add", "0d-into-3", lambda g: P.index_add(g, idx=(1,), shape=(3,)), normal(()))
 case("index_add", "slice", lambda g: P.index_add(g, idx=(slice(1, 3),), shape=(4,)), normal((2,)))

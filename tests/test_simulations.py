@@ -315,12 +315,7 @@ def _program(name, factor=1):
     return (lambda th: f(th, nt=factor * steps)), theta.copy(), rel_step
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("spring_net", marks=pytest.mark.xfail(strict=False, reason=(
-        "engine: np.add.at(a, idx, b) on a traced a computes a + index_add(b) (the sum of the b's "
-        "for an index first, then added to a), numpy adds each b into a in turn: last-bit "
-        "differences where a is nonzero (the second np.add.at of the step)"))) if n == "spring_net"
-    else p for n, p in zip(PROGRAMS, NAMES)])
+@pytest.mark.parametrize("name", NAMES)
 def test_primal_of_the_traced_runs_is_the_numpy_run_bit_for_bit(name):
     f, theta, _ = _program(name)
     plain = f(theta.copy())
@@ -441,9 +436,6 @@ def test_writing_a_traced_value_into_a_plain_array_is_refused(mode):
         RUNS[mode](accumulate_into_plain)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "engine: `plain[idx] = traced` reaches the box only through np.asarray (ndarray.__setitem__), "
-    "whose refusal names np.stack / .primal, not np.zeros_like"))
 @pytest.mark.parametrize("mode", RUNS)
 def test_the_refusal_of_plain_idx_equals_traced_names_zeros_like(mode):
     with pytest.raises(TypeError, match="zeros_like"):

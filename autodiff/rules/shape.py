@@ -117,3 +117,25 @@ def _index_update_vjp_v(g, ans, x, v, idx):
 
 defjvp_all(P.index_update, _index_update_jvp)
 defvjp(P.index_update, lambda g, ans, x, v, idx: P.index_update(g, 0.0, idx=idx), _index_update_vjp_v)
+
+
+# add_at(a, b, idx) = a with b added at idx (repeats accumulate).  Linear in
+# (a, b): the tangent is the same scatter on the tangents; the cotangent of a
+# is g, that of b is g at idx.
+def _add_at_jvp(ans, tangents, a, b, idx):
+    ta, tb = tangents
+    k = (ta if ta is not None else tb).shape[0]
+    if ta is None:
+        ta = np.zeros((k,) + shape_of(a), dtype=constant(ans).dtype)
+    if tb is None:
+        return ta
+    sel = np.empty(shape_of(a), dtype=bool)[idx].shape
+    tb = lift(tb, len(sel))
+    if P.is_basic_index(idx):
+        return P.add_at(ta, tb, idx=(slice(None),) + idx)
+    return _k_first(P.add_at(_k_last(ta), _k_last(tb), idx=_k_last_index(idx)))
+
+
+defjvp_all(P.add_at, _add_at_jvp)
+defvjp(P.add_at, lambda g, ans, a, b, idx: g,
+       lambda g, ans, a, b, idx: unbroadcast(P.getitem(g, idx=idx), shape_of(b)))
