@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import Box, match_dtype, primal_value, refuse_complex
+from .core import Box, is_complex, match_dtype, primal_value
 from .dual import Dual, ForwardTrace
 from .tape import RECORDING, ReverseTrace, is_var_of
 from .tree import tree_flatten, tree_map, tree_unflatten
@@ -26,10 +26,9 @@ def _float_leaf(x, where: str):
     else:
         x = x if hasattr(x, "dtype") and hasattr(x, "shape") else np.asarray(x)
         dtype = x.dtype
-    refuse_complex(np.empty(0, dtype), f"{where} of the differentiated function")
     if not np.issubdtype(dtype, np.inexact):
         raise TypeError(
-            f"{where}: differentiation needs floating-point inputs, got dtype {dtype}; "
+            f"{where}: differentiation needs floating-point or complex inputs, got dtype {dtype}; "
             "cast it with .astype(float), or leave it out of argnums"
         )
     return x
@@ -111,6 +110,12 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
                 f"grad needs a function with a single-element output, got {what}; "
                 "use vjp or jacrev for non-scalar outputs"
             )
+        if is_complex(primal_value(value)):
+            raise TypeError(
+                "grad needs a real-valued output, got a complex one; differentiate np.real(f), np.abs(f) "
+                "or another real function of it, or use vjp (with a cotangent of 1.0 it gives the "
+                "derivative of a holomorphic f)"
+            )
         seeds = [(out._node, np.ones_like(primal_value(value)))] if is_var_of(out, trace) else []
         cts = trace.backward(seeds, free=True)
         grads = _collect(cts, inputs)
@@ -156,11 +161,18 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
             if np.shape(c) != np.shape(primal_value(o)):
                 raise ValueError(f"cotangent shape {np.shape(c)} does not match output shape "
                                  f"{np.shape(primal_value(o))}")
+            if is_complex(primal_value(c)) and not is_complex(primal_value(o)):
+                raise TypeError("a complex cotangent for a real output: the cotangent of a real value is real")
             if is_var_of(o, trace):
                 seeds.append((o._node, c))
         return tuple(_collect(trace.backward(seeds), inputs))
 
     return (out_value, vjp_fn, _unbox(aux, trace)) if has_aux else (out_value, vjp_fn)
+
+
+def _complex_like(t, primal):
+    """A tangent of a complex value is complex (a rule may give a real one: x + 1j)."""
+    return match_dtype(t, primal) if is_complex(primal) and not is_complex(t) else t
 
 
 def _forward(f, primals, tangent_leaves, trace):
@@ -194,8 +206,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
             xs, ts = np.shape(primal_value(x)), np.shape(primal_value(tx))
             if xs != ts:
                 raise ValueError(f"tangent shape {ts} does not match primal shape {xs} (argument {n})")
-            refuse_complex(primal_value(x), f"jvp's primal for argument {n}")
-            refuse_complex(primal_value(tx), f"jvp's tangent for argument {n}")
+            if is_complex(primal_value(tx)) and not is_complex(primal_value(x)):
+                raise TypeError(f"jvp: argument {n} is real but its tangent is complex: the tangent of a real "
+                                "value is real (make the primal complex to move it off the real line)")
             if type(x) is int and np.any(primal_value(tx)):  # a number with a derivative, as in `dual`
                 x = pl[i] = float(x)  # (with a zero tangent it stays an int: a count, a slice bound)
             if not np.issubdtype(np.result_type(primal_value(x)), np.inexact):
@@ -207,7 +220,8 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
                 t_leaves.append(None)
                 continue
             if not isinstance(tx, Box):
-                tx = np.asarray(tx, dtype=x.dtype) if hasattr(x, "dtype") else np.asarray(tx, dtype=float)
+                tx = np.asarray(tx, dtype=x.dtype if hasattr(x, "dtype") else complex if type(x) is complex
+                                else float)
             t_leaves.append(tx[None] if not isinstance(tx, Box) else tx.reshape((1,) + xs))
         new_primals.append(tree_unflatten(pd, pl))
     primals = new_primals
@@ -215,20 +229,31 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
     out = _forward(f, primals, t_leaves, trace)
     leaves, treedef = tree_flatten(out)
     ps = [o.primal if type(o) is Dual and o._trace is trace else o for o in leaves]
-    ts = [o.tangents[0] if type(o) is Dual and o._trace is trace else _zeros(o) for o in leaves]
+    ts = [_complex_like(o.tangents[0], o.primal) if type(o) is Dual and o._trace is trace else _zeros(o)
+          for o in leaves]
     return tree_unflatten(treedef, ps), tree_unflatten(treedef, ts)
 
 
-def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None = None) -> Callable:
+_HOLOMORPHIC = ("the Jacobian of a function of complex {what} is a complex matrix only if the function is "
+                "holomorphic: pass holomorphic=True if it is (the answer is then f'(z)), or split the values "
+                "into real and imaginary parts")
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """The Jacobian by forward mode: all N input directions in one batched pass
     (or in passes of ``chunk_size`` directions).  For an input of shape ``s``
-    and an output of shape ``o`` the Jacobian has shape ``o + s``."""
+    and an output of shape ``o`` the Jacobian has shape ``o + s``.  Complex
+    inputs need ``holomorphic=True`` (each direction is then 1 + 0i, which
+    gives f'(z) for a holomorphic f); complex outputs of real inputs are fine."""
 
     @functools.wraps(f)
     def jac_f(*args):
         nums = _argnums(argnums, len(args))
         args = [tree_map(lambda x: _float_leaf(x, f"argument {n}"), a) if n in nums else a
                 for n, a in enumerate(args)]
+        if not holomorphic and any(is_complex(primal_value(x)) for n in nums for x in tree_flatten(args[n])[0]):
+            raise TypeError("jacfwd: " + _HOLOMORPHIC.format(what="inputs"))
         flat = [tree_flatten(a) for a in args]
         slots, n_total = [], 0  # per leaf: (offset, size, shape, dtype) or None
         for n, (leaves, _) in enumerate(flat):
@@ -256,7 +281,7 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None
                 t_leaves.append(t.reshape((stop - start,) + shape))
             trace = ForwardTrace()
             out_leaves, out_def = tree_flatten(_forward(f, args, t_leaves, trace))
-            chunks.append([o.tangents if type(o) is Dual and o._trace is trace else
+            chunks.append([_complex_like(o.tangents, o.primal) if type(o) is Dual and o._trace is trace else
                            np.zeros((stop - start,) + np.shape(primal_value(o)),
                                     dtype=np.result_type(primal_value(o)))
                            for o in out_leaves])
@@ -278,8 +303,11 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None
     return jac_f
 
 
-def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by reverse mode: one backward sweep per output element."""
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0, holomorphic: bool = False) -> Callable:
+    """The Jacobian by reverse mode: one backward sweep per output element.
+    Complex outputs need ``holomorphic=True`` (each sweep is seeded with 1 + 0i,
+    which gives f'(z) for a holomorphic f); complex inputs of real outputs are
+    fine (each row is then a gradient, as `grad` gives it)."""
 
     @functools.wraps(f)
     def jac_f(*args):
@@ -300,6 +328,8 @@ def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
             return tuple(cts[uniq.index(n)] for n in nums)
 
         leaves, out_def = tree_flatten(out)
+        if not holomorphic and any(is_complex(primal_value(o)) for o in leaves):
+            raise TypeError("jacrev: " + _HOLOMORPHIC.format(what="outputs"))
         per_out = []
         for i, o in enumerate(leaves):
             shape = np.shape(primal_value(o))

@@ -19,29 +19,40 @@ from .core import primal_value
 from .tree import tree_flatten, tree_map
 
 
+def _as64(x):
+    """x as float64, or complex128 if it is complex."""
+    x = primal_value(x)
+    return np.asarray(x, np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
 def _vdot(a, b) -> float:
+    """The pairing of cotangents with tangents: re(sum(a * b)), no conjugate (the
+    convention of autodiff/families/complex.py; for real values, the dot product)."""
     la, lb = tree_flatten(a)[0], tree_flatten(b)[0]
-    return float(sum(np.vdot(np.asarray(primal_value(x), dtype=np.float64),
-                             np.asarray(primal_value(y), dtype=np.float64)) for x, y in zip(la, lb)))
+    return float(sum(np.real(np.vdot(np.conj(_as64(x)), _as64(y))) for x, y in zip(la, lb)))
 
 
 def _norm(a) -> float:
-    return float(np.sqrt(max(_vdot(a, a), 0.0)))
+    la = tree_flatten(a)[0]
+    return float(np.sqrt(sum(np.real(np.vdot(_as64(x), _as64(x))) for x in la)))
 
 
 def _random_like(tree, rng):
     def draw(x):
         x = primal_value(x)
-        if not np.issubdtype(np.result_type(x), np.inexact):
+        dtype = np.result_type(x)
+        if not np.issubdtype(dtype, np.inexact):
             return np.zeros_like(x)
-        return rng.standard_normal(np.shape(x)).astype(np.result_type(x))
+        if dtype.kind == "c":  # both real and imaginary directions
+            return (rng.standard_normal(np.shape(x)) + 1j * rng.standard_normal(np.shape(x))).astype(dtype)
+        return rng.standard_normal(np.shape(x)).astype(dtype)
     return tree_map(draw, tree)
 
 
 def _close(name, a, b, atol, rtol):
     la, lb = tree_flatten(a)[0], tree_flatten(b)[0]
     for x, y in zip(la, lb):
-        x, y = np.asarray(primal_value(x), np.float64), np.asarray(primal_value(y), np.float64)
+        x, y = _as64(x), _as64(y)
         if x.shape != y.shape or not np.allclose(x, y, atol=atol, rtol=rtol, equal_nan=False):
             err = np.max(np.abs(x - y)) if x.shape == y.shape else "shape mismatch"
             raise AssertionError(f"check_grads: {name} disagree (max abs error {err}):\n{x}\nvs\n{y}")
@@ -51,8 +62,11 @@ def check_grads(f: Callable, args: Sequence, order: int = 1, modes: Sequence[str
                 eps: float = 1e-5, atol: float = 1e-6, rtol: float = 1e-5, seed: int = 0) -> None:
     """Raise AssertionError unless reverse, forward and central differences agree.
 
-    ``args`` is a tuple of (pytrees of) float64 arrays; ``order`` 2 also checks
-    the derivatives of the derivative rules.
+    ``args`` is a tuple of (pytrees of) float64 or complex128 arrays; ``order``
+    2 also checks the derivatives of the derivative rules.  Complex inputs get
+    complex directions (real and imaginary parts at once), and the dot-product
+    test pairs cotangents with tangents by re(sum(u * v)) (see
+    autodiff/families/complex.py).
     """
     args = tuple(args)
     rng = np.random.default_rng(seed)
@@ -63,8 +77,7 @@ def check_grads(f: Callable, args: Sequence, order: int = 1, modes: Sequence[str
                         else x, args, v)
 
     out, out_dot = jvp(f, args, v)
-    fd = tree_map(lambda a, b: (np.asarray(a, np.float64) - np.asarray(b, np.float64)) / (2 * eps),
-                  f(*shifted(eps)), f(*shifted(-eps)))
+    fd = tree_map(lambda a, b: (_as64(a) - _as64(b)) / (2 * eps), f(*shifted(eps)), f(*shifted(-eps)))
     if "fwd" in modes:
         _close("forward mode and central differences", out_dot, fd, atol, rtol)
     u = _random_like(out, rng)

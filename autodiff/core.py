@@ -52,7 +52,7 @@ class Primitive:
     A ``None`` rule means "no rule": using it raises NotImplementedError.
     """
 
-    __slots__ = ("name", "impl", "jvps", "jvp", "vjps", "nondiff", "fused")
+    __slots__ = ("name", "impl", "jvps", "jvp", "vjps", "nondiff", "fused", "complex")
 
     def __init__(self, name: str, impl, nondiff: bool = False):
         self.name = name
@@ -61,6 +61,9 @@ class Primitive:
         self.jvp = None
         self.vjps = ()
         self.nondiff = nondiff
+        # whether the rules hold for complex values (see rules.base.complex_rules);
+        # a primitive without complex rules refuses complex arguments and results
+        self.complex = False
         # optional backend fast path: fused(primals, tangents) -> (ans, tangent) or None
         self.fused = None
 
@@ -127,19 +130,21 @@ def match_dtype(t, like):
     return t if d is None or getattr(t, "dtype", d) == d else t.astype(d)
 
 
-def refuse_complex(x, what="an input"):
-    """Complex numbers have no derivative rules yet: refuse them loudly rather
-    than differentiate them with real-valued conventions.  ``what`` names the
-    value (a string, or the primitive that computed it)."""
+def is_complex(x) -> bool:
+    """Whether x (an array, a box or a Python number) holds complex numbers."""
     d = getattr(x, "dtype", None)
-    if (d.kind == "c") if d is not None else type(x) is complex:
-        if isinstance(what, Primitive):
-            what = f"the result of '{what.name}'"
-        raise TypeError(
-            f"{what} is complex; complex numbers are not differentiable here yet (apply np.real, "
-            "np.imag or np.abs to plain inputs, or carry real and imaginary parts as separate real arrays)"
-        )
-    return x
+    return d.kind == "c" if d is not None else type(x) is complex
+
+
+def refuse_complex(prim, ans, args):
+    """A primitive without complex rules (``prim.complex`` false) applied to a
+    complex argument, or giving a complex result, raises NotImplementedError
+    naming it, rather than differentiate it with real-valued conventions."""
+    if is_complex(ans) or any(map(is_complex, args)):
+        raise NotImplementedError(
+            f"'{prim.name}' has no derivative rule for complex values (the complex functions with rules "
+            "are listed in docs/design.md); apply it to the real and imaginary parts (np.real, np.imag), "
+            "or to .primal for a constant")
 
 
 def primal_value(x):
@@ -178,8 +183,8 @@ class Box:
     dtype = property(lambda self: dtype_of(self._inner))
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape)))
-    real = property(lambda self: self)  # complex values are refused, so a box is real
-    imag = property(lambda self: np.zeros_like(primal_value(self)))
+    real = property(lambda self: ops.real(self))
+    imag = property(lambda self: ops.imag(self))
     T = property(lambda self: ops.transpose(self))
     mT = property(lambda self: ops.swapaxes(self, -1, -2))
 
@@ -286,7 +291,7 @@ class Box:
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         return ops.astype(self, dtype, copy)
 
-    conj = conjugate = lambda self: self
+    conj = conjugate = lambda self: ops.conj(self)
 
     def copy(self, order="C"):
         return ops.copy(self)

@@ -12,7 +12,8 @@ import weakref
 import numpy as np
 
 from . import primitives as _P
-from .core import Box, Trace, as_rule_arg, dtype_of, is_weak, keep_weak, match_dtype, primal_value, refuse_complex
+from .core import (Box, Trace, as_rule_arg, dtype_of, is_complex, is_weak, keep_weak, match_dtype, primal_value,
+                   refuse_complex)
 
 # primitives whose answer is a view of their argument: the tangent is the same view
 _VIEWS = frozenset({_P.getitem, _P.reshape, _P.transpose, _P.broadcast_to})
@@ -37,7 +38,9 @@ class ForwardTrace(Trace):
             r = prim.fused(primals, tangents)
             if r is not None:
                 return Dual(r[0], r[1], self)
-        ans = refuse_complex(prim(*primals, **params), prim)
+        ans = prim(*primals, **params)
+        if not prim.complex:
+            refuse_complex(prim, ans, primals)
         out = keep_weak(ans, primals) if weak else ans  # see core.is_weak
         if weak:
             primals = [p if t is None else as_rule_arg(p) for p, t in zip(primals, tangents)]
@@ -51,7 +54,10 @@ class ForwardTrace(Trace):
                     t = term if t is None else t + term
         if t is None:
             return out
-        d = Dual(out, match_dtype(t, ans) if weak else t, self)
+        dt = getattr(ans, "dtype", None)  # a complex value's tangent is complex (x + 1j has x's real tangent)
+        if weak or (dt.kind == "c" if dt is not None else type(ans) is complex):
+            t = match_dtype(t, ans)
+        d = Dual(out, t, self)
         if prim in _VIEWS:  # a view of a Dual whose tangents are shared is tracked (see _own)
             base = next(a for a in args if type(a) is Dual and a._trace is self)
             if base._shared:
@@ -214,8 +220,10 @@ def dual(primal, tangent, tag: ForwardTrace | None = None) -> Dual:
     """
     if type(primal) is int:  # Python numbers stay weakly typed (see core.is_weak)
         primal = float(primal)
-    refuse_complex(primal, "the primal given to dual()")
-    refuse_complex(primal_value(tangent), "the tangent given to dual()")
+    if is_complex(primal_value(tangent)) and not is_complex(primal):
+        raise TypeError("the tangent given to dual() is complex but the primal is real: the tangent of a "
+                        "real value is real (make the primal complex, e.g. x.astype(complex), to move it off "
+                        "the real line)")
     if not is_float(primal):
         raise TypeError(
             f"integer and boolean arrays carry no tangent (got dtype {np.result_type(primal)}); "

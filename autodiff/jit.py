@@ -134,6 +134,8 @@ class Rec:
     ndim = property(lambda s: np.ndim(s.value))
     size = property(lambda s: np.size(s.value))
     T = property(lambda s: s.recorder.method(s, "transpose", (), {}))
+    real = property(lambda s: s.recorder.call(np.real, (s,), {}))
+    imag = property(lambda s: s.recorder.call(np.imag, (s,), {}))
     mT = property(lambda s: s.recorder.call(np.swapaxes, (s, -1, -2), {}))
 
     def __len__(self):

@@ -32,7 +32,7 @@ UFUNCS = {
     np.absolute: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum,
     np.matmul: ops.matmul, np.exp2: ops.exp2, np.log2: ops.log2, np.log10: ops.log10,
     np.logaddexp: ops.logaddexp, np.sign: ops.sign, np.floor: ops.floor,
-    np.ceil: ops.ceil, np.rint: ops.rint, np.conjugate: ops.real,
+    np.ceil: ops.ceil, np.rint: ops.rint, np.conjugate: ops.conj,
 }
 for _u in (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
            np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and, np.logical_or,
@@ -89,7 +89,7 @@ FUNCTIONS = {
 for _f in (np.argmax, np.argmin, np.argsort, np.shape, np.ndim, np.size, np.result_type,
            np.isclose, np.allclose,
            np.array_equal, np.all, np.any, np.nonzero, np.count_nonzero, np.isscalar,
-           np.iscomplexobj, np.isrealobj, np.searchsorted, np.argwhere):
+           np.iscomplexobj, np.isrealobj, np.iscomplex, np.isreal, np.searchsorted, np.argwhere):
     FUNCTIONS[_f] = _on_primal(_f)
 
 

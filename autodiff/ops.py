@@ -16,7 +16,7 @@ import string
 import numpy as np
 
 from . import primitives as P
-from .core import Box, primal_value, refuse_complex
+from .core import Box, is_complex, primal_value
 
 stop_gradient = primal_value
 
@@ -25,12 +25,20 @@ add, subtract, multiply, divide, power = P.add, P.sub, P.mul, P.div, P.pow
 negative, exp, log, log1p, expm1, sqrt = P.neg, P.exp, P.log, P.log1p, P.expm1, P.sqrt
 sin, cos, tan, tanh, sinh, cosh = P.sin, P.cos, P.tan, P.tanh, P.sinh, P.cosh
 arctan, arcsin, arccos, arctanh = P.arctan, P.arcsin, P.arccos, P.arctanh
-abs, sign, floor, ceil, rint = P.abs, P.sign, P.floor, P.ceil, P.rint
+abs, floor, ceil, rint = P.abs, P.floor, P.ceil, P.rint
 maximum, minimum, matmul = P.maximum, P.minimum, P.matmul
 inv, cholesky = P.inv, P.cholesky
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
+
+
+def sign(x):
+    """Piecewise constant on real values; z / |z| (0 at 0) on complex ones, as numpy."""
+    if not is_complex(x):
+        return P.sign(x)
+    zero = primal_value(x) == 0
+    return P.where(zero, 0.0, x / P.where(zero, 1.0, abs(x)))
 
 
 def square(x):
@@ -97,19 +105,33 @@ def copy(a, order="K", subok=False):
     return a if type(primal_value(a)) is float else P.copy(a)
 
 
-# complex values are refused (core.refuse_complex), so a traced value is real:
+# complex numbers: the primitives live in autodiff/families/complex.py (with the
+# convention); on a real value real and conj are the value, imag is zero
 def real(x):
-    return x
+    return _complex().real(x)
 
 
 def imag(x):
-    return np.zeros_like(primal_value(x))
+    return _complex().imag(x)
+
+
+def conj(x):
+    return _complex().conj(x)
+
+
+def _complex():
+    from .families import complex as c
+    return c
+
+
+def _abs2(x):
+    """|x|**2: x * x, or re(x * conj(x)) for complex x."""
+    return x * x if not is_complex(x) else real(x * conj(x))
 
 
 def astype(x, dtype, copy_=True):
     dtype = np.dtype(dtype)
-    if dtype.kind not in "biuf":
-        refuse_complex(np.empty(0, dtype), f"astype({dtype})")
+    if dtype.kind not in "biufc":
         raise TypeError(f"astype({dtype}) would drop the derivative: only numeric dtypes are differentiable")
     if not np.issubdtype(dtype, np.inexact):  # integers and booleans carry no tangent
         return primal_value(x).astype(dtype)
@@ -186,7 +208,7 @@ _mean = mean
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
     _reject(out=out, where=where, mean=mean, correction=correction)
     d = a - _mean(a, axis, dtype, keepdims=True)
-    return sum(d * d, axis, keepdims=keepdims) / (_count(a, axis) - ddof)
+    return sum(_abs2(d), axis, keepdims=keepdims) / (_count(a, axis) - ddof)
 
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
@@ -489,6 +511,9 @@ zeros_like, ones_like, empty_like = _like(0), _like(1), _like(None)
 
 
 def sort(a, axis=-1, kind=None, order=None):
+    if is_complex(a):
+        raise NotImplementedError("np.sort of complex values has no derivative rule (numpy orders them "
+                                  "lexicographically); sort np.real, np.imag or np.abs of them instead")
     return take_along_axis(a, np.argsort(primal_value(a), axis=axis, kind=kind), axis)
 
 
@@ -557,7 +582,7 @@ def dot(a, b, out=None):
 
 
 def vdot(a, b):
-    return sum(ravel(a) * ravel(b))
+    return sum(conj(ravel(a)) * ravel(b))  # numpy's vdot conjugates its first argument
 
 
 def inner(a, b):
@@ -601,7 +626,7 @@ def _keep(r, x, axes, keepdims):
 
 def _vector_norm(x, ord, axis):
     if ord is None or ord == 2:
-        return sqrt(sum(x * x, axis=axis))
+        return sqrt(sum(_abs2(x), axis=axis))
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order {ord!r} for vectors")
     if ord == np.inf:
@@ -622,7 +647,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     nd = _ndim(x)
     if axis is None:
         if ord is None:  # the 2-norm of the flattened array, whatever its rank
-            r = sqrt(sum(x * x))
+            r = sqrt(sum(_abs2(x)))
             return reshape(r, (1,) * nd) if keepdims else r
         if nd not in (1, 2):
             raise ValueError("Improper number of dimensions to norm.")
@@ -637,7 +662,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if row == col:
         raise ValueError("Duplicate axes given.")
     if ord is None or ord == "fro":
-        r = sqrt(sum(x * x, axis=axes))
+        r = sqrt(sum(_abs2(x), axis=axes))
     elif ord in (1, -1):
         ext = max if ord == 1 else min
         r = ext(sum(abs(x), axis=row), axis=col - (col > row))

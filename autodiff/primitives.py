@@ -11,6 +11,7 @@ arrays, so the same vocabulary serves both backends.
 """
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
@@ -69,7 +70,7 @@ def _nansafe_mul(a, b):
         if a != 0:
             return a * b
         return a * (np.zeros_like(b) if hasattr(b, "dtype") else 0.0)
-    if not hasattr(b, "dtype") and math.isfinite(b):  # a finite Python number: no 0 * inf
+    if not hasattr(b, "dtype") and cmath.isfinite(b):  # a finite Python number: no 0 * inf
         return a * b
     with np.errstate(invalid="ignore"):
         r = a * b

@@ -15,13 +15,14 @@ import weakref
 import numpy as np
 
 from . import primitives as P
-from .core import Box, Trace, as_rule_arg, is_weak, keep_weak, match_dtype, primal_value, refuse_complex
+from .core import (Box, Trace, as_rule_arg, is_complex, is_weak, keep_weak, match_dtype, primal_value,
+                   refuse_complex)
 
 
 class Node:
     """One recorded primitive application (or, with ``prim=None``, an input)."""
 
-    __slots__ = ("prim", "args", "params", "ans", "parents", "weak")
+    __slots__ = ("prim", "args", "params", "ans", "parents", "weak", "cplx")
 
     def __init__(self, prim, args, params, ans, parents, weak=False):
         self.prim = prim
@@ -30,6 +31,8 @@ class Node:
         self.ans = ans
         self.parents = parents  # [(argument position, parent Node)]
         self.weak = weak  # a parent is a Python float (see core.is_weak)
+        d = getattr(ans, "dtype", None)  # (core.is_complex, inlined: one node per primitive applied)
+        self.cplx = d.kind == "c" if d is not None else type(ans) is complex  # (see real_part)
 
 
 # reverse traces whose function is running (innermost last): a forward-mode
@@ -59,7 +62,9 @@ class ReverseTrace(Trace):
                 weak = weak or is_weak(a.value)
             else:
                 vals.append(a)
-        ans = refuse_complex(prim(*vals, **params), prim)
+        ans = prim(*vals, **params)
+        if not prim.complex:
+            refuse_complex(prim, ans, vals)
         out = keep_weak(ans, vals) if weak else ans  # see core.is_weak
         if weak:
             vals = [as_rule_arg(v) if is_var_of(a, self) else v for a, v in zip(args, vals)]
@@ -120,6 +125,8 @@ class ReverseTrace(Trace):
             if g is not None:
                 for i, parent in node.parents:
                     c = node.prim.vjps[i](g, node.ans, *node.args, **node.params)
+                    if node.cplx and not parent.cplx:  # a real value used in a complex result
+                        c = real_part(c)
                     if node.weak:
                         c = match_dtype(c, parent.ans)
                     cts[parent] = c if parent not in cts else cts[parent] + c
@@ -146,6 +153,15 @@ class Var(Box):
 
     def __repr__(self):
         return f"Var({self.value!r})"
+
+
+def real_part(c):
+    """The cotangent of a real value from a complex one: its real part (the
+    transpose of the embedding x -> x + 0i); a real cotangent is its own."""
+    if not is_complex(c):
+        return c
+    from .families.complex import real_p
+    return real_p(c)
 
 
 def is_var_of(x, trace) -> bool:

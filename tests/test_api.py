@@ -271,7 +271,7 @@ def test_grad_with_integer_argument_not_in_argnums(rng):
 # -- missing rules raise NotImplementedError naming the op -----------------------------------------
 
 UNSUPPORTED = {
-    "fft": lambda x: np.fft.fft(x),
+    "median": lambda x: np.median(x),
     "put": lambda x: np.put(x, [0], 1.0),
     "multiply.at": lambda x: np.multiply.at(x, [0], 2.0),
     "percentile": lambda x: np.percentile(x, 50),

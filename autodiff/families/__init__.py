@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-FAMILIES: tuple[str, ...] = ("special", "arrays", "linalg")
+FAMILIES: tuple[str, ...] = ("special", "arrays", "linalg", "complex", "fft")
 
 
 def load() -> list:

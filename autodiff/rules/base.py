@@ -13,8 +13,8 @@ partials with `singular` and multiply them with `nansafe_mul` (see `NAN_SAFE`).
 """
 from __future__ import annotations
 
+import cmath
 import contextlib
-import math
 
 import numpy as np
 
@@ -41,6 +41,17 @@ def nan_safe(enabled: bool = True):
         yield
     finally:
         NAN_SAFE = before
+
+
+def complex_rules(*prims):
+    """Mark primitives whose rules hold for complex values; the others refuse
+    them (core.refuse_complex).  The convention is JAX's: tangents are the
+    R-linear derivative, vjps its transpose under <u, v> = Re(sum(u * v)), so a
+    holomorphic op's real rules hold as they are (autodiff/families/complex.py).
+    A vjp rule gives a real argument a real cotangent when the result is real
+    (np.imag of a real value); of a complex result, the tape takes the real part."""
+    for p in prims:
+        p.complex = True
 
 
 def defjvp(prim, *rules):
@@ -148,14 +159,17 @@ def _nsm_vjp_b(g, ans, a, b):
 
 defjvp(nansafe_mul, _nsm_jvp_a, _nsm_jvp_b)
 defvjp(nansafe_mul, _nsm_vjp_a, _nsm_vjp_b)
+nansafe_mul.complex = True  # bilinear: its rules hold for complex values (see complex_rules)
 
 
 def guarded_mul(t, d):
     """``t * d`` for a (co)tangent ``t`` and a partial ``d`` that may be inf or
     nan: a zero of ``t`` contributes exactly 0 (`nansafe_mul`), unless
     `NAN_SAFE` is off."""
-    if not NAN_SAFE or (type(d) in (float, int) and math.isfinite(d)):  # a finite constant: 1 / n
+    if not NAN_SAFE or (type(d) in (float, int, complex) and cmath.isfinite(d)):  # a finite constant: 1 / n
         return t * d
+    if type(d) is complex:  # an infinite Python complex (1 / 0j): as a numpy scalar, nansafe_mul takes it
+        d = np.complex128(d)
     if isinstance(t, Box) or isinstance(d, Box):
         return nansafe_mul(t, d)
     return _nansafe_mul(t, d)  # plain arrays: what nansafe_mul would call, without its dispatch

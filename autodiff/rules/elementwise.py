@@ -15,13 +15,15 @@ is left unguarded.  Higher derivatives go through the same rules (the partials
 are written with guarded primitives, and `nansafe_mul`'s own rules are
 NaN-safe), so the convention holds at every order.
 """
+import cmath
 import math
 
 import numpy as np
 
 from .. import primitives as P
-from .base import (MINUS_ONE, ONE, constant, defelementwise, defjvp, deflinear, defvjp, fill_out, lift,
-                   shape_of, singular, unbroadcast)
+from ..core import is_complex
+from .base import (MINUS_ONE, ONE, complex_rules, constant, defelementwise, defjvp, deflinear, defvjp, fill_out,
+                   lift, shape_of, singular, unbroadcast)
 
 defelementwise(P.add, ONE, ONE)
 defelementwise(P.sub, ONE, MINUS_ONE)
@@ -32,9 +34,9 @@ defelementwise(P.mul, lambda ans, x, y: y, lambda ans, x, y: x)
 def _reciprocal(y):
     """1 / y; a Python number stays one, and 1 / 0 is inf as in numpy (the primal
     already warned), not ZeroDivisionError."""
-    if type(y) in (int, float):
-        with np.errstate(divide="ignore"):
-            return float(np.divide(1.0, y))
+    if type(y) in (int, float, complex):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return complex(np.divide(1.0, y)) if type(y) is complex else float(np.divide(1.0, y))
     return 1.0 / y
 
 
@@ -60,6 +62,13 @@ def _dpow_dx(ans, x, y):
 
 def _dpow_dy(ans, x, y):
     # ans * log(x) where x > 0; 0 elsewhere (x**y with x <= 0 is not smooth in y)
+    if is_complex(ans):  # x**y = exp(y log x), principal log: ans * log(x), 0 at x = 0
+        if isinstance(x, (int, float, complex)):
+            return ans * cmath.log(x) if x != 0 else ans * 0.0
+        nz = constant(x) != 0
+        if not is_complex(x):  # a negative real base: the complex log
+            x = P.cast(x, dtype=np.result_type(constant(ans)))
+        return P.where(nz, ans * P.log(P.where(nz, x, 1.0)), 0.0)
     if isinstance(x, (int, float)):  # a Python base: keep it weakly typed (no float32 -> float64)
         return ans * math.log(x) if x > 0 else ans * 0.0
     return P.where(constant(x) > 0, ans * P.log(P.where(constant(x) > 0, x, 1.0)), 0.0)
@@ -85,6 +94,31 @@ defelementwise(P.arcsin, singular(lambda ans, x: 1.0 / P.sqrt(1.0 - x * x)))
 defelementwise(P.arccos, singular(lambda ans, x: -1.0 / P.sqrt(1.0 - x * x)))
 defelementwise(P.arctanh, singular(lambda ans, x: 1.0 / (1.0 - x * x)))
 defelementwise(P.abs, lambda ans, x: P.sign(x))
+_abs_jvp_real, _abs_vjp_real = P.abs.jvps[0], P.abs.vjps[0]
+
+
+def _phase(ans, x):
+    """z / |z| of a complex z (0 at z = 0, as sign(0) = 0 for real abs)."""
+    zero = constant(x) == 0
+    return P.where(zero, 0.0, x / P.where(zero, 1.0, ans))
+
+
+def _abs_jvp(t, ans, x):  # complex z: d|z| = re(conj(z) dz) / |z|
+    if not is_complex(x):
+        return _abs_jvp_real(t, ans, x)
+    from ..families.complex import conj_p, real_p
+    return real_p(t * conj_p(_phase(ans, x)))
+
+
+def _abs_vjp(g, ans, x):  # its transpose under re(sum(u v)): g conj(z) / |z|
+    if not is_complex(x):
+        return _abs_vjp_real(g, ans, x)
+    from ..families.complex import conj_p
+    return g * conj_p(_phase(ans, x))
+
+
+defjvp(P.abs, _abs_jvp)
+defvjp(P.abs, _abs_vjp)
 
 
 def _pick(first: bool):
@@ -127,5 +161,27 @@ defjvp(P.where, None, _where_jvp(True), _where_jvp(False))
 defvjp(P.where, None, _where_vjp(True, 1), _where_vjp(False, 2))
 
 deflinear(P.copy, lambda t, ans, x: P.copy(t), lambda g, ans, x: g)
-defjvp(P.cast, lambda t, ans, x, dtype: P.cast(t, dtype=dtype))
-defvjp(P.cast, lambda g, ans, x, dtype: P.cast(g, dtype=x.dtype))
+
+
+def _cast_jvp(t, ans, x, dtype):
+    if np.dtype(dtype).kind != "c" and is_complex(t):  # complex -> real keeps the real part, as numpy
+        from ..families.complex import real_p
+        t = real_p(t)
+    return P.cast(t, dtype=dtype)
+
+
+def _cast_vjp(g, ans, x, dtype):
+    if is_complex(g) and not is_complex(x):  # real -> complex: the transpose takes the real part
+        from ..families.complex import real_p
+        g = real_p(g)
+    return P.cast(g, dtype=x.dtype)
+
+
+defjvp(P.cast, _cast_jvp)
+defvjp(P.cast, _cast_vjp)
+
+# holomorphic (or real-linear) ops: their rules hold for complex values as they are;
+# abs and cast check for complex values themselves (see autodiff/families/complex.py)
+complex_rules(P.add, P.sub, P.neg, P.mul, P.div, P.pow, P.exp, P.log, P.log1p, P.expm1, P.sqrt,
+              P.sin, P.cos, P.tan, P.tanh, P.sinh, P.cosh, P.arctan, P.arcsin, P.arccos, P.arctanh,
+              P.abs, P.where, P.copy, P.cast)

@@ -4,7 +4,7 @@ import string
 import numpy as np
 
 from .. import primitives as P
-from .base import PerArgument, defjvp, defvjp, lift, shape_of, unbroadcast
+from .base import PerArgument, complex_rules, defjvp, defvjp, lift, shape_of, unbroadcast
 
 
 def mT(x):
@@ -94,3 +94,6 @@ def _einsum_vjp(i):
 
 P.einsum.jvps = PerArgument(_einsum_jvp)
 P.einsum.vjps = PerArgument(_einsum_vjp)
+
+# linear or multilinear: the rules hold for complex values (see rules.base.complex_rules)
+complex_rules(P.matmul, P.einsum)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import primitives as P
-from .base import constant, defjvp, defvjp, shape_of
+from .base import complex_rules, constant, defjvp, defvjp, shape_of
 
 
 def _shift(axis):
@@ -114,3 +114,6 @@ def _flip(x, axis):
 
 defjvp(P.cumsum, lambda t, ans, x, axis: P.cumsum(t, axis=axis + 1))
 defvjp(P.cumsum, lambda g, ans, x, axis: _flip(P.cumsum(_flip(g, axis), axis=axis), axis))
+
+# linear or multilinear: the rules hold for complex values (see rules.base.complex_rules)
+complex_rules(P.sum, P.prod, P.cumsum)

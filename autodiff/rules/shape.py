@@ -3,7 +3,8 @@ pad, getitem and its transpose index_add (scatter-add)."""
 import numpy as np
 
 from .. import primitives as P
-from .base import PerArgument, constant, defjvp_all, deflinear, defvjp, lift, shape_of, unbroadcast
+from .base import (PerArgument, complex_rules, constant, defjvp_all, deflinear, defvjp, lift, shape_of,
+                   unbroadcast)
 
 deflinear(P.reshape,
           lambda t, ans, x, shape: P.reshape(t, shape=t.shape[:1] + shape),
@@ -117,6 +118,10 @@ def _index_update_vjp_v(g, ans, x, v, idx):
 
 defjvp_all(P.index_update, _index_update_jvp)
 defvjp(P.index_update, lambda g, ans, x, v, idx: P.index_update(g, 0.0, idx=idx), _index_update_vjp_v)
+
+# linear or multilinear: the rules hold for complex values (see rules.base.complex_rules)
+complex_rules(P.reshape, P.transpose, P.broadcast_to, P.concatenate, P.pad, P.getitem, P.index_add,
+              P.index_update)
 
 
 # add_at(a, b, idx) = a with b added at idx (repeats accumulate).  Linear in
