@@ -48,7 +48,7 @@ def _dpow_dx(ans, x, y):
     # value is exactly 0 (not 0 * inf) and y's own derivative is kept elsewhere
     # (d2/dx dy x**y = 1/x at y == 0)
     base_zero = constant(x) == 0
-    if isinstance(x, (int, float)):  # a Python base stays weakly typed
+    if type(x) in (int, float):  # a Python base stays weakly typed
         if not base_zero:
             return y * x ** (y - 1.0)
         yv = constant(y)
@@ -69,7 +69,7 @@ def _dpow_dy(ans, x, y):
         if not is_complex(x):  # a negative real base: the complex log
             x = P.cast(x, dtype=np.result_type(constant(ans)))
         return P.where(nz, ans * P.log(P.where(nz, x, 1.0)), 0.0)
-    if isinstance(x, (int, float)):  # a Python base: keep it weakly typed (no float32 -> float64)
+    if type(x) in (int, float):  # a Python base: keep it weakly typed (no float32 -> float64)
         return ans * math.log(x) if x > 0 else ans * 0.0
     return P.where(constant(x) > 0, ans * P.log(P.where(constant(x) > 0, x, 1.0)), 0.0)
 
