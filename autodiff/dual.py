@@ -106,7 +106,8 @@ class ForwardTrace(Trace):
 
     def constant(self, value, like):
         k = like.tangents.shape[0]
-        return Dual(value, np.zeros((k,) + np.shape(value), dtype=dtype_of(value)), self)
+        # zeros_like of the value: recorded under autodiff.jit when the value is
+        return Dual(value, np.zeros_like(value, shape=(k,) + np.shape(value)), self)
 
 
 def _holding(container, value):

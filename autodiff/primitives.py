@@ -149,14 +149,26 @@ def _index_add(g, idx, shape):
 index_add = primitive("index_add", _index_add)
 
 
+def _writable_like(x, v, idx):
+    """A fresh copy of x that can receive v at idx: recorded (autodiff.jit) when
+    v or an index is, since a recorded value written into a plain array would
+    be lost to the recording."""
+    if not is_basic_index(idx):
+        x = _adopt(x, idx)
+    adopt = getattr(v, "adopt_constant", None)
+    if adopt is not None and not hasattr(x, "adopt_constant"):
+        x = adopt(np.asarray(x))
+    return x.copy()
+
+
 def _index_update(x, v, idx):
-    out = (x if is_basic_index(idx) else _adopt(x, idx)).copy()
+    out = _writable_like(x, v, idx)
     out[idx] = v
     return out
 
 
 def _add_at(a, b, idx):
-    out = (a if is_basic_index(idx) else _adopt(a, idx)).copy()
+    out = _writable_like(a, b, idx)
     np.add.at(out, idx, b)
     return out
 

@@ -266,3 +266,28 @@ def test_reverse_over_forward_writes_are_refused():
     v = np.array([0.3, -0.2, 0.5])
     with pytest.raises(NotImplementedError, match="jvp of grad"):
         grad(lambda x: jvp(f, (x,), (v,))[1])(np.array([1.0, 2.0, 3.0]))
+
+
+def test_writes_replay_under_jit():
+    from autodiff import jit
+
+    def step(u):
+        v = u.copy()
+        v[1:-1] = u[1:-1] + 0.1 * (u[2:] - 2 * u[1:-1] + u[:-2])
+        v[0] += v[-1]
+        z = np.zeros_like(v)
+        np.add.at(z, np.array([0, 1, 0]), v[:3])
+        z[np.array([2, 2])] = v[:2] * 3.0
+        return v + z
+
+    jitted, loss = jit(step), lambda y: np.sum(step(y) ** 2)
+    jitted_grad = jit(grad(loss))
+    rng = np.random.default_rng(0)
+    for _ in range(3):   # the recording call, then replays
+        x, v = rng.standard_normal(6), rng.standard_normal(6)
+        d = dual(x, rng.standard_normal((2, 6)))
+        a, b = jitted(d), step(d)
+        np.testing.assert_array_equal(a.primal, b.primal)
+        np.testing.assert_array_equal(a.tangents, b.tangents)
+        np.testing.assert_array_equal(jitted_grad(x), grad(loss)(x))
+        np.testing.assert_array_equal(jvp(jitted_grad, (x,), (v,))[1], jvp(grad(loss), (x,), (v,))[1])
