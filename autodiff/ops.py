@@ -609,9 +609,13 @@ def solve(a, b):
     return P.solve(a, b)
 
 
+_SlogdetResult = type(np.linalg.slogdet(np.eye(1)))  # numpy's named tuple (sign, logabsdet)
+
+
 def slogdet(a):
-    """(sign, log|det a|): the sign is a constant, log|det| is differentiable."""
-    return np.linalg.slogdet(primal_value(a))[0], P.logabsdet(a)
+    """(sign, log|det a|) as numpy's named tuple: the sign is a constant, log|det|
+    is differentiable."""
+    return _SlogdetResult(np.linalg.slogdet(primal_value(a))[0], P.logabsdet(a))
 
 
 def det(a):

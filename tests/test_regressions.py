@@ -371,3 +371,11 @@ def test_hstack_and_vstack_take_python_numbers():
     np.testing.assert_array_equal(out, [1.0, 2.0, 1.0]) and np.testing.assert_array_equal(t, [1.0, 2.0, 0.0])
     out, t = jvp(lambda x: np.vstack([x[0], 1.0]), (x,), (x,))
     np.testing.assert_array_equal(out, [[1.0], [1.0]]) and np.testing.assert_array_equal(t, [[1.0], [0.0]])
+
+
+def test_slogdet_returns_numpys_named_tuple():
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    g = grad(lambda a: np.linalg.slogdet(a).logabsdet * np.linalg.slogdet(a).sign)(a)
+    np.testing.assert_allclose(g, np.linalg.inv(a).T, rtol=1e-12)
+    sign, logdet = vjp(lambda a: np.linalg.slogdet(a), a)[0]
+    assert sign == 1.0 and np.isclose(logdet, np.log(5.0))
