@@ -518,8 +518,9 @@ def sort(a, axis=-1, kind=None, order=None):
 
 
 # -- products -----------------------------------------------------------------------------
-def _parse_einsum(subscripts: str, shapes) -> str:
-    """Explicit, ellipsis-free subscripts ('ij,jk->ik') for operands of the given shapes."""
+def expand_einsum(subscripts: str, shapes) -> tuple[list, str]:
+    """Explicit, ellipsis-free terms and output ('ij,jk->ik' gives (['ij', 'jk'], 'ik'))
+    for operands of the given shapes; '...' becomes letters, right-aligned."""
     subscripts = subscripts.replace(" ", "")
     ins, arrow, out = subscripts.partition("->")
     terms = ins.split(",")
@@ -536,24 +537,25 @@ def _parse_einsum(subscripts: str, shapes) -> str:
             t = t.replace("...", ell[n_ell - k:])
         if len(t) != len(s):
             raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
-        if len(set(t)) != len(t):
-            raise NotImplementedError(f"einsum with a repeated index within one operand ({t!r}) "
-                                      "has no derivative rule")
         expanded.append(t)
     if not arrow:
         letters = "".join(expanded)
         out = ell + "".join(sorted(c for c in set(letters) - set(ell) if letters.count(c) == 1))
     else:
         out = out.replace("...", ell)
-    return ",".join(expanded) + "->" + out
+    return expanded, out
 
 
 def einsum(subscripts, *operands, optimize=None, **kwargs):
     _reject(**kwargs)
     if not isinstance(subscripts, str):
         raise NotImplementedError("einsum's interleaved (operand, sublist) form is not supported")
-    spec = _parse_einsum(subscripts, [np.shape(primal_value(o)) for o in operands])
-    return P.einsum(*operands, subscripts=spec)
+    terms, out = expand_einsum(subscripts, [np.shape(primal_value(o)) for o in operands])
+    for t in terms:
+        if len(set(t)) != len(t):
+            raise NotImplementedError(f"einsum with a repeated index within one operand ({t!r}) "
+                                      "has no derivative rule")
+    return P.einsum(*operands, subscripts=",".join(terms) + "->" + out)
 
 
 def tensordot(a, b, axes=2):

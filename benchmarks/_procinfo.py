@@ -1,6 +1,7 @@
 """Small helpers the benchmark scripts share: process memory, git state, a slope."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -56,3 +57,17 @@ def git_head() -> str:
         return r.stdout.strip() + (" (autodiff/ or hyperopt/ modified)" if dirty else "")
     except OSError:
         return "unknown"
+
+
+def one_thread_fixed_malloc(trim_threshold: int) -> None:
+    """One BLAS/OpenMP thread, and glibc's malloc thresholds fixed (mmap at
+    256 MiB, trim at ``trim_threshold``) by re-executing the script, unless
+    --default-malloc is given: otherwise glibc's dynamic mmap threshold decides
+    from the history of frees whether a fresh large temporary costs page faults.
+    Call before numpy is imported."""
+    import sys
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(v, "1")
+    fixed = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(trim_threshold)}
+    if "--default-malloc" not in sys.argv and any(os.environ.get(k) != v for k, v in fixed.items()):
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **fixed})

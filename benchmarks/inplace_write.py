@@ -35,12 +35,9 @@ from __future__ import annotations
 import os
 import sys
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
-_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
-if __name__ == "__main__" and "--default-malloc" not in sys.argv and any(
-        os.environ.get(k) != v for k, v in _MALLOC.items()):
-    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **_MALLOC})
+if __name__ == "__main__":
+    from _procinfo import one_thread_fixed_malloc
+    one_thread_fixed_malloc(4 << 30)
 
 import argparse  # noqa: E402
 import platform  # noqa: E402

@@ -542,32 +542,6 @@ def _from_sublists(args):
     return spec, operands
 
 
-def _expand_ellipses(subscripts: str, shapes):
-    """Subscripts with '...' replaced by letters (right-aligned), as explicit terms and output."""
-    subscripts = subscripts.replace(" ", "")
-    ins, arrow, out = subscripts.partition("->")
-    terms = ins.split(",")
-    if len(terms) != len(shapes):
-        raise ValueError(f"einsum: {len(terms)} subscripts for {len(shapes)} operands")
-    free = iter(c for c in string.ascii_letters if c not in subscripts)
-    n_ell = builtins.max([len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes) if "..." in t],
-                         default=0)
-    ell = "".join(next(free) for _ in range(n_ell))
-    expanded = []
-    for t, s in zip(terms, shapes):
-        if "..." in t:
-            t = t.replace("...", ell[n_ell - (len(s) - len(t.replace("...", ""))):])
-        if len(t) != len(s):
-            raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
-        expanded.append(t)
-    if not arrow:
-        letters = "".join(expanded)
-        out = ell + "".join(sorted(c for c in set(letters) - set(ell) if letters.count(c) == 1))
-    else:
-        out = out.replace("...", ell)
-    return expanded, out
-
-
 def einsum(*args, optimize=False, **kwargs):
     """np.einsum: the string form goes to autodiff.ops.einsum unchanged; the
     interleaved form einsum(a, [0, 1], b, [1, 2], [0, 2]) is turned into
@@ -583,7 +557,7 @@ def einsum(*args, optimize=False, **kwargs):
     if all(len(set(t.replace("...", ""))) == len(t.replace("...", "")) for t in terms):
         return ops.einsum(subscripts, *operands, optimize=optimize, **kwargs)
     operands = [_arrayish(o) for o in operands]
-    terms, out = _expand_ellipses(subscripts, [o.shape for o in operands])
+    terms, out = ops.expand_einsum(subscripts, [o.shape for o in operands])
     for i, t in enumerate(terms):
         while len(set(t)) != len(t):
             c = next(c for c in t if t.count(c) > 1)
