@@ -22,6 +22,8 @@ import pytest
 
 from hyperopt.cli import build_parser, main
 
+from test_cli import USER_MODEL
+
 TIMING = {"seconds", "calibration_seconds", "time"}
 BASE = {
     "tune": ["tune", "--steps", "4", "--hyper-iters", "2", "--mode", "forward", "--no-progress"],
@@ -31,30 +33,7 @@ BASE = {
 }
 COMMANDS = tuple(BASE)
 
-MODEL_SRC = '''
-import numpy as np
-
-
-class Model:
-    """Softmax regression in plain numpy: the whole interface the CLI needs."""
-
-    def __init__(self, n_features, n_classes):
-        self.n_features, self.n_classes = n_features, n_classes
-
-    def init(self, seed, scale, dtype):
-        rng = np.random.default_rng(seed)
-        w = rng.standard_normal((self.n_features, self.n_classes)) / np.sqrt(self.n_features)
-        return {"w": w.astype(dtype) * scale, "b": np.zeros(self.n_classes, dtype)}
-
-    def loss(self, params, x, y):
-        z = x @ params["w"] + params["b"]
-        z = z - np.max(z, axis=1, keepdims=True)
-        logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
-        return -np.mean(logp[np.arange(len(y)), y])
-
-    def accuracy(self, params, x, y):
-        return float(np.mean(np.argmax(x @ params["w"] + params["b"], axis=1) == y))
-'''
+MODEL_SRC = USER_MODEL  # the user model of test_cli.py (softmax regression, plus a regressor)
 
 
 @pytest.fixture(scope="module")
