@@ -85,14 +85,14 @@ class ForwardTrace(Trace):
         vp = value.primal if mine else value
         d.primal = _holding(d.primal, vp)
         d.primal[idx] = vp
-        sel = len(np.empty(np.shape(primal_value(d.primal)), dtype=bool)[idx].shape)  # rank of d[idx]
+        sel = len(_P.selection_shape(np.shape(primal_value(d.primal)), idx))  # rank of d[idx]
         t = value.tangents if mine else 0.0
         if mine:
             missing = sel - (t.ndim - 1)
             if missing > 0:  # the value's tangent broadcasts against the selection after K
                 t = t.reshape(t.shape[:1] + (1,) * missing + t.shape[1:])
             d.tangents = _holding(d.tangents, t)
-        if _is_basic(idx):
+        if _P.is_basic_index(idx):
             d.tangents[(slice(None),) + idx] = t
         else:  # advanced indices: with K moved last, as in the getitem rule
             tail = (slice(None),) if any(i is Ellipsis for i in idx) else (Ellipsis, slice(None))
@@ -152,10 +152,6 @@ def _retake_views(d):
             w._shared, w._base = False, None
             _retake_views(w)
     d._views = None
-
-
-def _is_basic(idx) -> bool:
-    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in idx)
 
 
 def _shares(t, tangents) -> bool:

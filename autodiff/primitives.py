@@ -115,6 +115,11 @@ def is_basic_index(idx: tuple) -> bool:
     return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in idx)
 
 
+def selection_shape(shape: tuple, idx: tuple) -> tuple:
+    """The shape of ``x[idx]`` for an x of ``shape`` (without touching x's data)."""
+    return np.empty(shape, dtype=bool)[idx].shape
+
+
 def _adopt(x, idx: tuple):
     """Let an index array that is being recorded (autodiff.jit) adopt a plain
     array it indexes, so the indexing is recorded too: numpy gives no hook for

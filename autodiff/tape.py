@@ -71,7 +71,7 @@ class ReverseTrace(Trace):
         node = Node(prim, vals, params, ans, parents, weak)
         self.tape.append(node)
         out = Var(out, self, node)
-        if prim in _VIEWS and parents and (prim is not P.getitem or _basic(params["idx"])):
+        if prim in _VIEWS and parents and (prim is not P.getitem or P.is_basic_index(params["idx"])):
             base = args[0]  # out is a view of base: writes go through, and base's writes reach it
             out._view = (base, prim, params)  # a strong reference, as an ndarray view keeps its base
             _add_view(base, out)
@@ -91,7 +91,7 @@ class ReverseTrace(Trace):
         new value, so later reads see it (with the right derivative)."""
         new = P.index_update(var, value, idx=idx)
         plain = primal_value(var.value)
-        region = plain[_as_slices(idx)] if _basic(idx) else plain  # a view: its bounds are what was written
+        region = plain[_as_slices(idx)] if P.is_basic_index(idx) else plain  # a view: its bounds are what was written
         view = var._view
         base = view[0] if view is not None else None
         if base is not None:
@@ -169,10 +169,6 @@ def is_var_of(x, trace) -> bool:
 
 
 _VIEWS = frozenset({P.getitem, P.reshape, P.transpose, P.broadcast_to})
-
-
-def _basic(idx) -> bool:
-    return P.is_basic_index(idx)
 
 
 def _add_view(base, view):

@@ -88,7 +88,7 @@ def _index_update_jvp(ans, tangents, x, v, idx):
     k = (tx if tx is not None else tv).shape[0]
     if tx is None:
         tx = np.zeros((k,) + shape_of(x), dtype=constant(ans).dtype)
-    sel = np.empty(shape_of(x), dtype=bool)[idx].shape  # the shape of x[idx]
+    sel = P.selection_shape(shape_of(x), idx)
     tv = 0.0 if tv is None else lift(tv, len(sel))
     if P.is_basic_index(idx):
         return P.index_update(tx, tv, idx=(slice(None),) + idx)
@@ -99,8 +99,8 @@ def _index_update_jvp(ans, tangents, x, v, idx):
 def _winners(idx, shape):
     """For x[idx] = v with repeated positions in an advanced index: which
     elements of the selection numpy keeps (the last write to each position)."""
-    ids = np.arange(int(np.prod(np.empty(shape, dtype=bool)[idx].shape, dtype=np.int64)))
-    sel = np.empty(shape, dtype=bool)[idx].shape
+    sel = P.selection_shape(shape, idx)
+    ids = np.arange(int(np.prod(sel, dtype=np.int64)))
     slots = np.full(shape, -1, dtype=np.int64)
     slots[idx] = ids.reshape(sel)
     return slots[idx] == ids.reshape(sel)
@@ -134,7 +134,7 @@ def _add_at_jvp(ans, tangents, a, b, idx):
         ta = np.zeros((k,) + shape_of(a), dtype=constant(ans).dtype)
     if tb is None:
         return ta
-    sel = np.empty(shape_of(a), dtype=bool)[idx].shape
+    sel = P.selection_shape(shape_of(a), idx)
     tb = lift(tb, len(sel))
     if P.is_basic_index(idx):
         return P.add_at(ta, tb, idx=(slice(None),) + idx)
