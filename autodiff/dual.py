@@ -63,6 +63,10 @@ class ForwardTrace(Trace):
             if base._shared:
                 d._shared, d._base = True, (base, prim, params)
                 base._views = (base._views or []) + [weakref.ref(d)]
+            elif isinstance(base.primal, Box) and not isinstance(base.tangents, Box):
+                # nested: a later write may have to box base's tangents (_holding), which its views
+                # could not follow; remember them so that such a write refuses
+                base._views = (base._views or []) + [weakref.ref(d)]
         elif _shares(t, tangents):
             d._shared = True  # e.g. x + c: x's tangent itself; copied on the first write (_own)
         return d
@@ -83,7 +87,7 @@ class ForwardTrace(Trace):
         if d._shared:
             _own(d)
         vp = value.primal if mine else value
-        d.primal = _holding(d.primal, vp)
+        d.primal = _holding(d.primal, vp, d)
         d.primal[idx] = vp
         sel = len(_P.selection_shape(np.shape(primal_value(d.primal)), idx))  # rank of d[idx]
         t = value.tangents if mine else 0.0
@@ -91,7 +95,7 @@ class ForwardTrace(Trace):
             missing = sel - (t.ndim - 1)
             if missing > 0:  # the value's tangent broadcasts against the selection after K
                 t = t.reshape(t.shape[:1] + (1,) * missing + t.shape[1:])
-            d.tangents = _holding(d.tangents, t)
+            d.tangents = _holding(d.tangents, t, d)
         if _P.is_basic_index(idx):
             d.tangents[(slice(None),) + idx] = t
         else:  # advanced indices: with K moved last, as in the getitem rule
@@ -110,10 +114,17 @@ class ForwardTrace(Trace):
         return Dual(value, np.zeros_like(value, shape=(k,) + np.shape(value)), self)
 
 
-def _holding(container, value):
-    """``container``, able to hold ``value``: a plain array that is written a
-    value of a differentiation becomes a box of it (zero derivative) first."""
+def _holding(container, value, d):
+    """``container`` (d's primal or tangents), able to hold ``value``: a plain
+    array that is written a value of a differentiation becomes a box of it
+    (zero derivative) first.  The box is a new object, which views of d taken
+    before could not follow: that case raises."""
     if isinstance(value, Box) and not (isinstance(container, Box) and container._trace.level >= value._trace.level):
+        if getattr(container, "base", None) is not None or any(r() is not None for r in d._views or ()):
+            raise NotImplementedError(
+                "writing a value that carries an outer derivative (nested jvp) into a view of a Dual, or "
+                "into a Dual with live views, is not supported: its storage cannot hold that derivative "
+                "in place; write into a copy (x.copy()) made before taking views")
         if not hasattr(container, "__setitem__"):
             raise TypeError(f"cannot write into a {type(container).__name__}")
         return value._trace.constant(container, value)

@@ -291,3 +291,20 @@ def test_writes_replay_under_jit():
         np.testing.assert_array_equal(a.tangents, b.tangents)
         np.testing.assert_array_equal(jitted_grad(x), grad(loss)(x))
         np.testing.assert_array_equal(jvp(jitted_grad, (x,), (v,))[1], jvp(grad(loss), (x,), (v,))[1])
+
+
+def test_nested_write_that_a_live_view_could_not_follow_is_refused():
+    def f(x):
+        u = x.copy()
+        v = u[1:]
+        u[0] = u[0] ** 3     # the value's tangent carries the outer jvp's derivative
+        return np.sum(v * v) + u[0]
+    x, t = np.array([1.0, 2.0, 3.0]), np.ones(3)
+    with pytest.raises(NotImplementedError, match="live views"):
+        jvp(lambda x: jvp(f, (x,), (t,))[1], (x,), (t,))
+
+    def g(x):                # without the view: exact
+        u = x.copy()
+        u[0] = u[0] ** 3
+        return np.sum(u * u)
+    check_grads(lambda x: jvp(g, (x,), (t,))[1], (x,), order=1, modes=("fwd",))
