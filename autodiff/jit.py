@@ -54,6 +54,7 @@ from __future__ import annotations
 import collections
 import functools
 import operator
+import os
 import warnings
 from typing import Any, Callable
 
@@ -744,6 +745,8 @@ def _compile(recorder: Recorder, input_slots, output_slots) -> Callable:
     replay.source = source
     replay.n_buffers = len(buffers)
     replay.guards = guards
+    replay.code, replay.meta = code, recorder.meta
+    replay.input_slots, replay.output_slots = list(input_slots), list(output_slots)
     return replay
 
 
@@ -816,17 +819,147 @@ def _build(sk, tags, values):
     return sk[1]
 
 
+_STATIC_TYPES = (bool, int, float, complex, str)
+
+
+def _scan(x, parts: list, arrays: list, tags: list) -> bool:
+    """One pass over a call's arguments for the common case (lists, tuples, dicts,
+    None, arrays, Duals, numpy and Python scalars): appends a description of
+    every node to ``parts`` (the call's cache key, with structure) and the input
+    arrays in program order; False for anything else (the general path runs)."""
+    t = type(x)
+    if t is np.ndarray:
+        parts.append((x.shape, x.dtype.str))
+        arrays.append(x)
+    elif t is Dual:
+        tag = x._trace
+        if tag not in tags:
+            tags.append(tag)
+        parts.append(("D", tags.index(tag)))
+        return _scan(x.primal, parts, arrays, tags) and _scan(x.tangents, parts, arrays, tags)
+    elif t is list or t is tuple:
+        parts.append((t, len(x)))
+        for v in x:
+            if not _scan(v, parts, arrays, tags):
+                return False
+    elif t is dict:
+        parts.append((dict, tuple(x)))
+        for v in x.values():
+            if not _scan(v, parts, arrays, tags):
+                return False
+    elif x is None:
+        parts.append(None)
+    elif t in _STATIC_TYPES:
+        parts.append(("s", t, x))
+    elif _numpy_number(x):
+        parts.append(("n", x.dtype.str))
+        arrays.append(np.asarray(x))
+    else:
+        return False
+    return True
+
+
+def _builder(skeletons, treedef):
+    """A function (values, tags) -> the program's outputs, generated once per program
+    (rebuilding Duals and containers without walking skeletons each call)."""
+    env = {"_Dual": Dual}
+
+    def const(v):
+        name = f"c{len(env)}"
+        env[name] = v
+        return name
+
+    def leaf(sk):
+        if sk[0] == "dual":
+            return f"_Dual({leaf(sk[2])}, {leaf(sk[3])}, tags[{sk[1]}])"
+        if sk[0] == "slot":
+            return f"v[{sk[1]}]"
+        return const(sk[1])
+
+    it = iter(skeletons)
+
+    def node(d):
+        if d.kind == "leaf":
+            return leaf(next(it))
+        if d.kind == "none":
+            return "None"
+        kids = [node(c) for c in d.children]
+        if d.kind == "dict":
+            return f"dict(zip({const(d.meta)}, ({''.join(k + ', ' for k in kids)})))"
+        if d.kind == "list":
+            return "[" + ", ".join(kids) + "]"
+        if d.kind == "tuple" and d.meta is tuple:
+            return "(" + "".join(k + ", " for k in kids) + ")"
+        return f"{const(d.meta)}({'[' if d.kind != 'namedtuple' else ''}{', '.join(kids)}{']' if d.kind != 'namedtuple' else ''})"
+
+    body = node(treedef)
+    exec(compile(f"def build(v, tags):\n    return {body}\n", "<autodiff.jit outputs>", "exec"), env)
+    return env["build"]
+
+
 class _Program:
+    """A recorded program: ``run`` is its replay, the Python one until (and unless) the
+    compiled one takes over; ``note`` says why a program stays in Python."""
+
     def __init__(self, replay, skeletons, treedef):
         self.replay, self.skeletons, self.treedef = replay, skeletons, treedef
+        self.run, self.calls, self.compiled, self.note = replay, 0, None, None
+        self.build = _builder(skeletons, treedef)
+
+    def compile(self, name: str, warn: bool) -> None:
+        """Swap in the numba-compiled replay; on failure keep Python and note why (once)."""
+        self.calls = -1  # never again
+        from .backend import numba_available
+        if not numba_available():
+            self.note = "numba is not importable"
+        else:
+            from .backend import numba_jit
+            r = self.replay
+            try:
+                self.compiled = numba_jit.compile_program(r.code, r.meta, r.input_slots, r.output_slots)
+            except numba_jit.Unsupported as e:
+                self.note = str(e)
+            else:
+                self.run = self.compiled
+                return
+        if warn or _VERBOSE:
+            warnings.warn(f"jit: {name} runs as a Python replay ({self.note})", JitFallbackWarning, stacklevel=3)
+
+
+class JitFallbackWarning(UserWarning):
+    """A program jit could not compile with numba runs as a Python replay (the message says why)."""
+
+
+_BACKENDS = ("auto", "numba", "python")
+_VERBOSE = os.environ.get("AUTODIFF_JIT_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+COMPILE_AFTER = 3  # backend "auto": replays in Python before a program is compiled
+
+
+def _backend_setting(backend):
+    """The backend a jit-ed function uses: its own, else $AUTODIFF_JIT_BACKEND, else "auto"."""
+    if backend is None:
+        backend = os.environ.get("AUTODIFF_JIT_BACKEND", "").strip().lower() or "auto"
+    if backend not in _BACKENDS:
+        raise ValueError(f"jit backend must be one of {', '.join(map(repr, _BACKENDS))}, got {backend!r}")
+    return backend
 
 
 _WARN_AFTER = 8  # recordings of one jit-ed function before it warns (once) that it keeps recording
 
 
-def jit(f: Callable, *, max_programs: int = 32) -> Callable:
+def jit(f: Callable, *, max_programs: int = 32, backend: str | None = None) -> Callable:
     """Record ``f``'s numpy calls on the first call for each input signature and
-    replay them as compiled straight-line Python afterwards (see module docs).
+    replay them afterwards (see module docs).
+
+    ``backend`` chooses how a program is replayed: ``"python"`` runs it as
+    straight-line Python (one numpy call per operation); ``"numba"`` compiles it
+    into one numba function (`autodiff.backend.numba_jit`) before its first
+    replay; ``"auto"`` (the default, or $AUTODIFF_JIT_BACKEND) replays in Python
+    ``COMPILE_AFTER`` times first, so a function called a few times never pays
+    for compiling.  A program the compiler does not handle stays in Python
+    (``jit(f).programs[key].note`` says why; with backend "numba" or
+    AUTODIFF_JIT_VERBOSE=1 a `JitFallbackWarning` says it too).  Compiled
+    programs are cached on disk, so another process loads them in milliseconds.
 
     ``f`` takes and returns pytrees of arrays, Duals (of any nesting) and static
     Python values.  ``jit(f).programs`` holds the recorded programs (at most
@@ -835,24 +968,43 @@ def jit(f: Callable, *, max_programs: int = 32) -> Callable:
     """
     if not isinstance(max_programs, (int, np.integer)) or max_programs < 1:
         raise ValueError(f"max_programs must be a positive integer, got {max_programs!r}")
+    backend = _backend_setting(backend)
+    after = 0 if backend == "numba" else COMPILE_AFTER
     programs: collections.OrderedDict = collections.OrderedDict()
     # per signature (the cache key with static values left out): [recordings, last key]
     churn: dict = {}
 
+    fast: dict = {}  # the key of _scan's description -> the program's key
+
     @functools.wraps(f)
     def jitted(*args):
         nonlocal churn
-        leaves, treedef = tree_flatten(args)
-        tags: list = []
-        key = (treedef, tuple(_describe(x, tags) for x in leaves))
-        prog = programs.get(key)
+        parts, arrays, tags = [], [], []
+        leaves = treedef = None
+        fast_key = tuple(parts) if _scan(args, parts, arrays, tags) else None
+        key = fast.get(fast_key) if fast_key is not None else None
+        prog = programs.get(key) if key is not None else None
+        if prog is None:  # the general path: any pytree
+            leaves, treedef = tree_flatten(args)
+            tags = []
+            key = (treedef, tuple(_describe(x, tags) for x in leaves))
+            prog = programs.get(key)
+            if fast_key is not None:
+                if len(fast) > 4096:
+                    fast.clear()
+                fast[fast_key] = key
+            if prog is not None:
+                arrays = []
+                for x in leaves:
+                    _arrays_of(x, arrays)
         stale = None
         if prog is not None:
-            arrays = []
-            for x in leaves:
-                _arrays_of(x, arrays)
+            if backend != "python" and prog.calls >= 0:
+                prog.calls += 1
+                if prog.calls > after:
+                    prog.compile(_name(f), warn=backend == "numba")
             try:
-                values = prog.replay(*arrays)
+                values = prog.run(*arrays)
             except _Stale as e:
                 guard = prog.replay.guards[e.guard]
                 stale = guard.describe(e.value)
@@ -868,6 +1020,8 @@ def jit(f: Callable, *, max_programs: int = 32) -> Callable:
                 if len(programs) > 1:
                     programs.move_to_end(key)
         if prog is None:  # record; the recording's own results are this call's results
+            if leaves is None:
+                leaves, treedef = tree_flatten(args)
             prog, values = _record(f, leaves, treedef, tags)
             programs[key] = prog
             programs.move_to_end(key)
@@ -886,8 +1040,7 @@ def jit(f: Callable, *, max_programs: int = 32) -> Callable:
                     churn.clear()
                 else:
                     seen[1] = key
-        outs = [_build(sk, tags, values) for sk in prog.skeletons]
-        return tree_unflatten(prog.treedef, outs)
+        return prog.build(values, tags)
 
     jitted.programs = programs
     jitted.n_recordings = 0

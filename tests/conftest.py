@@ -3,9 +3,19 @@
 Inputs are float64 (numpy's default); tests draw them from numpy's global
 generator, which the autouse fixture below seeds before each test, so no test
 depends on the order in which tests run.
+
+`autodiff.jit` replays in Python throughout the suite (AUTODIFF_JIT_BACKEND
+=python, unless the environment says otherwise): most tests compare a replay
+with the engine bit for bit, which a numba-compiled program (rounding may
+differ in the last bits) does not promise.  tests/test_jit_numba.py tests the
+compiled backend, asking for it explicitly.
 """
+import os
+
 import numpy as np
 import pytest
+
+os.environ.setdefault("AUTODIFF_JIT_BACKEND", "python")
 
 
 @pytest.fixture(autouse=True)
