@@ -132,3 +132,73 @@ def _tanh64(x):
     em = s * q + (s - 1.0)             # expm1(u): exactly q when k = 0, no cancellation otherwise
     t = np.copysign(em / (em + 2.0), x)
     return t if x == x else x
+
+
+# -- GEMM through the BLAS numpy itself uses -----------------------------------------------------
+# numba's own np.dot goes through scipy's BLAS: a second OpenBLAS with its own thread pool,
+# whose spinning threads fight numpy's for the cores whenever compiled and eager code
+# alternate (measured: a Python replay ran 8x slower right after a compiled step).  So
+# compiled programs call numpy's cblas_?gemm, found through numpy's extension module, by
+# a symbol registered with LLVM (a cached program refers to it by name, not address).
+def _numpy_cblas():
+    """{"d": address of cblas_dgemm, "s": cblas_sgemm}, and the bits of its integers; or None."""
+    import ctypes
+    from numpy._core import _multiarray_umath as mu
+    try:
+        lib = ctypes.CDLL(mu.__file__)
+    except OSError:
+        return None
+    for prefix, suffix, bits in (("scipy_cblas_", "64_", 64), ("cblas_", "64_", 64), ("scipy_cblas_", "", 32),
+                                 ("cblas_", "", 32)):
+        try:
+            d, s = getattr(lib, f"{prefix}dgemm{suffix}"), getattr(lib, f"{prefix}sgemm{suffix}")
+        except AttributeError:
+            continue
+        return {"d": ctypes.cast(d, ctypes.c_void_p).value, "s": ctypes.cast(s, ctypes.c_void_p).value}, bits
+    return None
+
+
+_CBLAS = _numpy_cblas()
+HAVE_NUMPY_BLAS = _CBLAS is not None
+if HAVE_NUMPY_BLAS:
+    import llvmlite.binding as _llvm
+    _llvm.add_symbol("autodiff_numpy_cblas_dgemm", _CBLAS[0]["d"])
+    _llvm.add_symbol("autodiff_numpy_cblas_sgemm", _CBLAS[0]["s"])
+    _BLAS_INT = ir.IntType(_CBLAS[1])
+
+
+@intrinsic
+def _gemm(typingctx, ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc):
+    """C[c_off:] (m x n, row-major, leading dimension ldc) = op(A) op(B), where op(X) is X
+    (t = 0) or its transpose (t = 1), A and B read at offsets of 1-D arrays; numpy's BLAS."""
+    if not HAVE_NUMPY_BLAS or a.dtype not in (types.float64, types.float32):
+        return None
+    double = a.dtype == types.float64
+    sig = types.void(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
+
+    def codegen(context, builder, signature, args):
+        ta_, tb_, m_, n_, k_, a_, ao, lda_, b_, bo, ldb_, c_, co, ldc_ = args
+        fp = ir.DoubleType() if double else ir.FloatType()
+        i32 = ir.IntType(32)
+
+        def ptr(aty, val, off):
+            data = context.make_array(aty)(context, builder, val).data
+            return builder.gep(data, [builder.sext(off, ir.IntType(64)) if off.type.width < 64 else off])
+
+        def blasint(v):
+            w = v.type.width
+            return v if w == _BLAS_INT.width else (builder.trunc(v, _BLAS_INT) if w > _BLAS_INT.width
+                                                   else builder.sext(v, _BLAS_INT))
+
+        def trans(t):
+            return builder.add(ir.Constant(i32, 111), builder.trunc(t, i32) if t.type.width > 32 else t)
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, _BLAS_INT, _BLAS_INT, _BLAS_INT, fp, fp.as_pointer(),
+                                               _BLAS_INT, fp.as_pointer(), _BLAS_INT, fp, fp.as_pointer(), _BLAS_INT])
+        name = "autodiff_numpy_cblas_dgemm" if double else "autodiff_numpy_cblas_sgemm"
+        fn = builder.module.globals.get(name) or ir.Function(builder.module, fnty, name)
+        builder.call(fn, [ir.Constant(i32, 101), trans(ta_), trans(tb_), blasint(m_), blasint(n_), blasint(k_),
+                          ir.Constant(fp, 1.0), ptr(signature.args[5], a_, ao), blasint(lda_),
+                          ptr(signature.args[8], b_, bo), blasint(ldb_), ir.Constant(fp, 0.0),
+                          ptr(signature.args[11], c_, co), blasint(ldc_)])
+        return context.get_dummy_value()
+    return sig, codegen

@@ -47,6 +47,7 @@ import hashlib
 import importlib.util
 import operator
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -231,7 +232,10 @@ class _Compiler:
         self.code, self.meta = code, meta
         self.inputs, self.outputs = list(input_slots), list(output_slots)
         self.desc: dict = {}
-        self.lines: list = []
+        self.lines: list = []        # loops being emitted: they become one kernel function
+        self.main_lines: list = []   # the program: GEMMs and kernel calls
+        self.allocs: list = []       # the outputs' allocations, at the top of the program
+        self.kernels: list = []
         self.consts: list = []   # arrays passed as arguments after the inputs
         self.const_ids: dict = {}
         self.ws = _Workspace()
@@ -378,10 +382,32 @@ class _Compiler:
         r = self.find(out)
         if r in self.escapes:
             name = f"o{out}"
-            self.lines.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(dtype).name})")
+            self.allocs.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(dtype).name})")
             return Strided(name, shape, _c_strides(shape), 0, dtype, ("fresh", name))
         off = self.ws.alloc(np.dtype(dtype), n, self.when[i], self.end.get(r, self.when[i]))
         return Strided(_ws_name(dtype), shape, _c_strides(shape), off, dtype, ("ws",))
+
+    def main(self, line: str) -> None:
+        self.flush()
+        self.main_lines.append(line)
+
+    def flush(self) -> None:
+        if _KERNELS == "inline":
+            self.main_lines.extend(self.lines)
+            self.lines = []
+            return
+        """Pending loops (all those between two GEMMs) become a kernel: a numba function of
+        the arrays they touch.  (Loops written inline next to the GEMMs' reshapes do not
+        vectorize: LLVM must then assume the arrays' descriptors may change, and reloads
+        them on every iteration.)"""
+        if not self.lines:
+            return
+        body = "\n".join(self.lines)
+        names = sorted(set(re.findall(r"\b(ws_\w+|[iocr]\d+)\b", body)))
+        name = f"_k{len(self.kernels)}"
+        self.kernels.append(f"@numba.njit({_FLAGS})\ndef {name}({', '.join(names)}):\n{body}\n")
+        self.main_lines.append(f"    {name}({', '.join(names)})")
+        self.lines = []
 
     def tmp(self) -> str:
         self.n_tmp += 1
@@ -670,21 +696,22 @@ class _Compiler:
             if m * p * nb:
                 self.loop_assign(o, Literal(_literal(0, dtype)))
             return dst
+        from ._nb_scalar import HAVE_NUMPY_BLAS
+        if not HAVE_NUMPY_BLAS:
+            raise Unsupported("numpy's BLAS has no cblas_dgemm/cblas_sgemm this compiler can call")
         a = self.blas_ready(i, self.broadcast_batch(a, batch))
         b = self.blas_ready(i, self.broadcast_batch(b, batch))
         # (K, m, n) @ (n, p) with a contiguous left operand: one stacked GEMM
         if len(batch) and all(s == 0 for s in b.strides[:-2]) and _same_strides(
                 a.shape, a.strides, _c_strides(a.shape)):
-            self.lines.append(f"    np.dot({self.mat(a, 0, nb * m, n)}, {self.mat(b, 0, n, p)}, "
-                              f"{self.mat(o, 0, nb * m, p)})")
+            self.gemm(a, "0", nb * m, n, b, "0", p, o, "0")
             return dst
         if not batch:
-            self.lines.append(f"    np.dot({self.mat(a, 0, m, n)}, {self.mat(b, 0, n, p)}, {self.mat(o, 0, m, p)})")
+            self.gemm(a, "0", m, n, b, "0", p, o, "0")
             return dst
         # a loop over the batch: the batch axes of each operand step by their strides
         v = self.tmp()
         bst = _c_strides(batch)
-        self.lines.append(f"    for {v} in range({nb}):")
         offs = []
         for x in (a, b, o):
             terms = []
@@ -692,9 +719,17 @@ class _Compiler:
                 if nd_ > 1 and s:
                     terms.append(f"(({v} // {bst[d]}) % {nd_}) * {s}")
             offs.append(" + ".join(terms) or "0")
-        self.lines.append(f"        np.dot({self.mat(a, offs[0], m, n)}, {self.mat(b, offs[1], n, p)}, "
-                          f"{self.mat(o, offs[2], m, p)})")
+        self.lines.append(f"    for {v} in range({nb}):")
+        self.gemm(a, offs[0], m, n, b, offs[1], p, o, offs[2], indent="        ")
         return dst
+
+    def gemm(self, a, ea, m, n, b, eb, p, o, eo, indent="    "):
+        """o (m x p) = a (m x n) @ b (n x p) at extra offsets ea, eb, eo: one cblas call."""
+        ta, lda = _blas_op(a, m, n)
+        tb, ldb = _blas_op(b, n, p)
+        off = lambda x, e: str(x.off) if e == "0" else f"{x.off} + {e}"
+        self.lines.append(f"{indent}_gemm({ta}, {tb}, {m}, {p}, {n}, {a.base}, {off(a, ea)}, {lda}, "
+                          f"{b.base}, {off(b, eb)}, {ldb}, {o.base}, {off(o, eo)}, {p})")
 
     @staticmethod
     def broadcast_batch(x, batch):
@@ -704,11 +739,7 @@ class _Compiler:
 
     def blas_ready(self, i, x):
         """x, copied to contiguous storage unless each matrix of it is C or Fortran ordered."""
-        r, c = x.shape[-2:]
-        sr, sc = x.strides[-2:]
-        if (sc == 1 or c == 1) and (sr == c or r == 1):
-            return x
-        if (sr == 1 or r == 1) and (sc == r or c == 1):
+        if _blas_op(x, *x.shape[-2:], check=True) is not None:
             return x
         nb = x.shape[:-2]
         shape = x.shape
@@ -720,16 +751,6 @@ class _Compiler:
                                                     enumerate(x.strides)], x.off, x.dtype, x.storage))
         return Strided(dst.base, shape, [0 if (d < len(nb) and x.strides[d] == 0) else s for d, s in
                                          enumerate(dst.strides)], dst.off, x.dtype, dst.storage)
-
-    @staticmethod
-    def mat(x, extra, r, c) -> str:
-        """Source of an (r, c) numba array over x's memory at offset x.off + extra."""
-        sr, sc = x.strides[-2:]
-        start = f"{x.off} + {extra}" if extra != 0 else str(x.off)
-        rr, cc = x.shape[-2:]
-        if (sc == 1 or cc == 1) and (sr == cc or rr == 1 or r != rr):
-            return f"{x.base}[{start}:{start} + {r * c}].reshape(({r}, {c}))"
-        return f"{x.base}[{start}:{start} + {r * c}].reshape(({c}, {r})).T"
 
     def setitem(self, target, idx, value):
         from ..jit import Rec, _concrete
@@ -767,35 +788,50 @@ class _Compiler:
     # -- the function ----------------------------------------------------------------------------
     def build(self) -> str:
         self.analyse()
-        for k, s in enumerate(self.inputs):
+        for k, s in enumerate(self.inputs):  # (passed flat: see Compiled)
             shape, dtype = self.meta[s][1], np.dtype(self.meta[s][2])
-            self.lines.append(f"    i{k} = a{k}.reshape({max(int(np.prod(shape, dtype=np.int64)), 1)})")
             self.desc[s] = Strided(f"i{k}", shape, _c_strides(shape), 0, dtype, ("input", k))
         for i, ins in enumerate(self.code):
             self.emit(i, ins)
+            if _KERNELS == "instruction":
+                self.flush()
         rets = []
         for s in self.outputs:
             d = self.desc[s]
             shape = self.meta[s][1]
             if isinstance(d, Strided) and d.storage[0] == "input" and d.off == 0 and d.flat_ok():
-                rets.append(f"a{d.storage[1]}" if d.shape == self.meta[self.inputs[d.storage[1]]][1]
-                            else f"i{d.storage[1]}.reshape({shape!r})")
+                rets.append(f"i{d.storage[1]}.reshape({shape!r})")
                 continue
             if not (isinstance(d, Strided) and d.storage[0] == "fresh" and d.off == 0 and d.flat_ok()
                     and d.size() == int(np.prod(shape, dtype=np.int64))):
                 name = f"r{s}"
                 n = int(np.prod(shape, dtype=np.int64))
-                self.lines.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(self.meta[s][2]).name})")
+                self.allocs.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(self.meta[s][2]).name})")
                 dst = Strided(name, shape, _c_strides(shape), 0, self.meta[s][2], ("fresh", name))
                 self.loop_assign(dst, self.broadcast(d, shape))
                 d = dst
             rets.append(f"{d.base}[:{d.size()}].reshape({shape!r})" if shape else f"{d.base}.reshape(())")
+        self.flush()
         ws = sorted(self.ws.size, key=lambda t: t.str)
         self.ws_specs = [(dt, self.ws.size[dt]) for dt in ws]
-        params = [_ws_name(dt) for dt in ws] + [f"a{k}" for k in range(len(self.inputs))] + [
+        params = [_ws_name(dt) for dt in ws] + [f"i{k}" for k in range(len(self.inputs))] + [
             f"c{k}" for k in range(len(self.consts))]
-        head = ["def step(" + ", ".join(params) + "):"]
-        return "\n".join(head + self.lines + [f"    return ({''.join(r + ', ' for r in rets)})"])
+        head = [f"@numba.njit({_FLAGS})", "def step(" + ", ".join(params) + "):"]
+        return "\n\n".join(self.kernels + ["\n".join(head + self.allocs + self.main_lines + [
+            f"    return ({''.join(r + ', ' for r in rets)})"])])
+
+
+def _blas_op(x, r, c, check=False):
+    """How BLAS reads x's last two axes as an (r, c) matrix: (0, leading dimension) for row
+    major, (1, ld) for the transpose of a row-major one; None (check) or an error if neither."""
+    sr, sc = x.strides[-2:]
+    if (sc == 1 or c == 1) and (r == 1 or sr >= c):
+        return 0, max(sr if r > 1 else c, c, 1)
+    if (sr == 1 or r == 1) and (c == 1 or sc >= r):
+        return 1, max(sc if c > 1 else r, r, 1)
+    if check:
+        return None
+    raise Unsupported("internal: a GEMM operand BLAS cannot read")
 
 
 def _dtype_of(d, default):
@@ -832,7 +868,8 @@ def _name(fn) -> str:
 
 
 # -- on-disk modules and the callable --------------------------------------------------------------
-_HEADER = "import numpy as np\nfrom autodiff.backend._nb_scalar import _max, _min, _fmax, _fmin, _sq, _sign, _where, _select, _exp64, _tanh64\n"
+_HEADER = "import numpy as np\nfrom autodiff.backend._nb_scalar import _max, _min, _fmax, _fmin, _sq, _sign, _where, _select, _exp64, _tanh64, _gemm\n"
+_KERNELS = "inline"  # loops: all in the program ("inline"), one kernel per "instruction" or per "gap" between GEMMs
 _FLAGS = "nogil=True, cache=True, error_model='numpy', boundscheck=False"
 
 
@@ -856,7 +893,7 @@ _modules: dict = {}
 def _load(source: str):
     import numba
     text = (f"# generated by autodiff.jit (numba {numba.__version__}, numpy {np.__version__}, "
-            f"helpers {_helpers_hash()})\n" + _HEADER + f"import numba\n\n\n@numba.njit({_FLAGS})\n" + source + "\n")
+            f"helpers {_helpers_hash()})\n" + _HEADER + "import numba\n\n\n" + source + "\n")
     digest = hashlib.sha1(text.encode()).hexdigest()[:20]
     if digest in _modules:
         return _modules[digest]
@@ -891,7 +928,7 @@ class Compiled:
         self.scalars = tuple(i for i, s in enumerate(scalars) if s)  # outputs recorded as numpy scalars
 
     def __call__(self, *arrays):
-        out = self.fn(*self.workspace, *[a if a.flags.c_contiguous else np.ascontiguousarray(a)
+        out = self.fn(*self.workspace, *[(a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
                                          for a in arrays], *self.consts)
         if self.scalars:
             out = list(out)
