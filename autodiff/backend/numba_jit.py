@@ -551,10 +551,11 @@ class _Compiler:
             return Strided(d.base, shape, _c_strides(shape), d.off, d.dtype, d.storage)
         raise Unsupported("flatten of a non-contiguous value")
 
-    def view(self, i, kind, fn, target, args, kwargs):
+    def view(self, i, kind, fn, target, args, kwargs, src=None):
         """A view op, computed by numpy on an array of element indices."""
         from ..jit import Rec, _concrete
-        src = self.desc[target.slot] if kind == "method" else self.operand(args[0], None)
+        if src is None:
+            src = self.desc[target.slot] if kind == "method" else self.operand(args[0], None)
         rest = args if kind == "method" else args[1:]
         if isinstance(src, Literal) or any(type(a) is Rec for a in _flatten_args((rest, kwargs))):
             raise Unsupported(f"{_name(fn)} with array-valued arguments")
@@ -572,8 +573,14 @@ class _Compiler:
         else:
             r = fn(ids, *_concrete(rest), **_concrete(kwargs))
         r = np.asarray(r)
+        if r.size and not np.shares_memory(r, anchor) and fn is not operator.getitem and not src.flat_ok():
+            # numpy copied (a reshape of a non-contiguous value): copy in C order (a strided
+            # loop, which vectorizes; an index gather would not), then view that copy
+            copy = self.storage(i, src.shape, src.dtype)   # lives as long as the view does
+            self.loop_assign(copy, src)
+            return self.view(i, kind, fn, target, args, kwargs, src=copy)
         if r.size and not np.shares_memory(r, anchor):
-            # numpy copied (a reshape of a non-contiguous value, fancy indexing): a gather
+            # numpy copied (fancy indexing): a gather
             dst = self.storage(i, r.shape, src.dtype)
             g = self.const_array(np.ascontiguousarray(r))
             n = dst.size()
