@@ -219,6 +219,21 @@ def test_bad_backend_is_refused():
         jit(_step, backend="cuda")
 
 
+def test_cross_entropy_with_integer_labels_compiles():
+    """take_along_axis forward, np.add.at backward: the indices are a run-time input."""
+    from autodiff import nn
+    rng = np.random.default_rng(3)
+    w, x = rng.standard_normal((5, 4)), rng.standard_normal((6, 5))
+    f = lambda w, x, y: grad(lambda w: nn.softmax_cross_entropy(x @ w, y))(w)
+    j = jit(f, backend="numba")
+    y1, y2 = rng.integers(0, 4, 6), rng.integers(0, 4, 6)
+    j(w, x, y1)
+    _close(j(w, x, y2), f(w, x, y2), 1e-12)
+    _compiled(j)
+    with pytest.raises(IndexError):
+        j(w, x, np.array([0, 1, 2, 3, 4, 0]))
+
+
 def test_unsupported_program_stays_in_python_and_says_why():
     def f(x):
         return np.sort(x) * 2.0        # no compiled sort: a Python replay
@@ -264,8 +279,19 @@ OPS = {
                   + np.square(a) + np.sign(a) + np.reciprocal(a) + a ** 2 + a ** 3.0 + np.arctan(a), (A,)),
     "float32": (lambda a, b: np.tanh(a @ b) * np.float32(0.5) + 1.5, (A.astype(np.float32), B.astype(np.float32))),
     "numpy-scalar-output": (lambda a: np.sum(a), (A,)),
+    "gather-dynamic-ids": (lambda a, ids: a[np.arange(3), ids] * 2.0 + a[ids[1:]].sum(), (A, np.array([3, 0, -1]))),
+    "take-along-axis": (lambda a, ids: np.take_along_axis(a, ids[:, None], axis=1)[:, 0], (A, np.array([1, 3, 2]))),
+    "scatter-add": (lambda a, ids: _scattered(a, ids), (A, np.array([1, 1, 0]))),
+    "bool-ops": (lambda a: np.where(((a > 0) | (a < -1)) & ~(a > 2) ^ (a == 0), a, -a), (A,)),
     "zeros-ones-like": (lambda a: np.ones_like(a) * 2 - np.zeros_like(a) + np.full_like(a, 3.0), (A,)),
 }
+
+
+def _scattered(a, ids):
+    z = np.zeros_like(a)
+    np.add.at(z, (np.arange(3), ids), a[:, 0])
+    np.add.at(z, ids, 1.0)
+    return z
 
 
 def _masked(a):

@@ -202,3 +202,14 @@ def _gemm(typingctx, ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ld
                           ptr(signature.args[11], c_, co), blasint(ldc_)])
         return context.get_dummy_value()
     return sig, codegen
+
+
+@_jit
+def _wrap(v, n):
+    """An index into an axis of length n, numpy's way (negative counts from the end);
+    out of range raises, as numpy's indexing does."""
+    if v < 0:
+        v += n
+    if v < 0 or v >= n:
+        raise IndexError("index out of bounds in a jit-compiled program")
+    return v

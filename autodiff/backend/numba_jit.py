@@ -80,6 +80,8 @@ _EW = {
     np.isinf: "np.isinf({0})", np.floor: "np.floor({0})", np.ceil: "np.ceil({0})",
     np.logical_not: "(not {0})", np.logical_and: "({0} and {1})", np.logical_or: "({0} or {1})",
     np.copysign: "np.copysign({0}, {1})", np.hypot: "np.hypot({0}, {1})",
+    np.bitwise_and: "({0} & {1})", np.bitwise_or: "({0} | {1})", np.bitwise_xor: "({0} ^ {1})",
+    np.invert: "(~{0})", np.logical_xor: "({0} != {1})",
 }
 _FAST = {np.exp: "_exp64({0})", np.tanh: "_tanh64({0})"}
 _OPERATOR_UFUNC = {
@@ -87,7 +89,8 @@ _OPERATOR_UFUNC = {
     operator.truediv: np.divide, operator.neg: np.negative, operator.pos: np.positive,
     operator.pow: np.power, operator.matmul: np.matmul, operator.abs: np.absolute,
     operator.eq: np.equal, operator.ne: np.not_equal, operator.lt: np.less, operator.le: np.less_equal,
-    operator.gt: np.greater, operator.ge: np.greater_equal,
+    operator.gt: np.greater, operator.ge: np.greater_equal, operator.and_: np.bitwise_and,
+    operator.or_: np.bitwise_or, operator.xor: np.bitwise_xor, operator.invert: np.invert,
 }
 _REDUCE_UFUNC = {np.add: "add", np.multiply: "multiply", np.maximum: "maximum", np.minimum: "minimum"}
 _REDUCE_FN = {np.sum: np.add, np.prod: np.multiply, np.max: np.maximum, np.min: np.minimum,
@@ -253,13 +256,13 @@ class _Compiler:
                 user[s] = i
         for s in self.outputs:
             uses[s] = uses.get(s, 0) + 2
-        writes = [i for i, k in enumerate(self.kinds) if k == "setitem"]
+        writes = [i for i, k in enumerate(self.kinds) if k in ("setitem", "scatter")]
         # a value is fused into its one reader when that reader is an elementwise op or a
         # reduction over the same shape, and nothing is written in between
         self.lazy = set()
         for i, (ins, kind) in enumerate(zip(code, self.kinds)):
             out = ins[5]
-            if kind not in ("ew", "fill") or out is None or uses.get(out, 0) != 1:
+            if kind not in ("ew", "fill", "gather") or out is None or uses.get(out, 0) != 1:
                 continue
             j = user[out]
             if self.kinds[j] not in ("ew", "reduce"):
@@ -303,6 +306,9 @@ class _Compiler:
             return "const"
         if kind == "setitem":
             return "setitem"
+        if (kind == "call" and out is None and getattr(fn, "__name__", None) == "at"
+                and getattr(fn, "__self__", None) is np.add):
+            return "scatter"
         t = self.meta[out][0] if out is not None else None
         if not (t is np.ndarray or (isinstance(t, type) and issubclass(t, np.generic))):
             raise Unsupported(f"{_name(fn)} returns {'nothing' if t is None else 'a ' + t.__name__}")
@@ -315,7 +321,7 @@ class _Compiler:
                 return "reduce"
             raise Unsupported(f"the ndarray method .{fn}()")
         if fn is operator.getitem:
-            return "view"
+            return "gather" if _flat_recs(args[1]) else "view"
         u = _ufunc(fn)
         if fn is np.dot and not (len(args) == 2 and not kwargs and all(
                 type(a).__name__ == "Rec" and 1 <= len(self.meta[a.slot][1] or ()) <= 2 for a in args)):
@@ -334,6 +340,8 @@ class _Compiler:
             return "reduce"
         if fn in _VIEW_FNS:
             return "view"
+        if fn is np.take_along_axis:
+            return "gather"
         if fn is np.where and len(args) == 3 and not kwargs:
             return "ew"
         if fn in _FILL or fn is np.full_like or fn is np.copy or fn is np.empty_like:
@@ -461,6 +469,8 @@ class _Compiler:
             return
         if k == "setitem":
             return self.setitem(target, args[0], args[1])
+        if k == "scatter":
+            return self.scatter(args, kwargs)
         shape, dtype = self.meta[out][1], np.dtype(self.meta[out][2])
         if k in ("ew", "fill"):
             d = self.elementwise(kind, fn, target, args, kwargs, shape, dtype)
@@ -468,6 +478,14 @@ class _Compiler:
                 d = self.materialize(i, d)
         elif k == "view":
             d = self.view(i, kind, fn, target, args, kwargs)
+        elif k == "gather" and fn is np.take_along_axis:
+            d = self.take_along_axis(args, kwargs, shape, dtype)
+            if out not in self.lazy:
+                d = self.materialize(i, d)
+        elif k == "gather":
+            d = self.gather(self.desc[args[0].slot], args[1], shape, dtype)
+            if out not in self.lazy:
+                d = self.materialize(i, d)
         elif k == "reduce":
             d = self.reduce(i, kind, fn, target, args, kwargs, shape, dtype)
         else:
@@ -509,6 +527,8 @@ class _Compiler:
         tpl = _EW[u].replace("{one}", one).replace("{zero}", zero)
         if u in _FAST and dtype in _FLOATS:  # SIMD-friendly versions (see _nb_scalar)
             tpl = _FAST[u] if dtype == np.float64 else f"np.float32({_FAST[u].format('np.float64({0})')})"
+        if u is np.invert and dtype.kind == "b":
+            tpl = "(not {0})"
         if u in (np.absolute, np.sign, np.negative) and dtype.kind == "b":
             raise Unsupported(f"np.{u.__name__} of booleans")
         return Lazy(tpl, ops, shape, dtype)
@@ -759,6 +779,84 @@ class _Compiler:
         return Strided(dst.base, shape, [0 if (d < len(nb) and x.strides[d] == 0) else s for d, s in
                                          enumerate(dst.strides)], dst.off, x.dtype, dst.storage)
 
+    def address(self, src, idx):
+        """numpy's integer-array indexing ``src[idx]`` with leading index arrays (program
+        values or constants) and full slices after them: (template of the element's address
+        in src's base array, its operands, the result's shape)."""
+        from ..jit import Rec
+        idx = idx if type(idx) is tuple else (idx,)
+        arrays = []
+        for j, v in enumerate(idx):
+            is_arr = type(v) is Rec or isinstance(v, np.ndarray)
+            if not is_arr:
+                break
+            dt = self.meta[v.slot][2] if type(v) is Rec else v.dtype
+            if np.dtype(dt).kind not in "iu":
+                raise Unsupported("indexing with a boolean or float array")
+            arrays.append(v)
+        rest = idx[len(arrays):]
+        if Ellipsis in rest:
+            e = rest.index(Ellipsis)
+            rest = rest[:e] + (slice(None),) * (len(src.shape) - len(arrays) - (len(rest) - 1)) + rest[e + 1:]
+        if not arrays or any(r != slice(None) for r in rest) or len(arrays) + len(rest) > len(src.shape):
+            raise Unsupported("integer-array indexing other than leading index arrays and full slices")
+        tail = src.shape[len(arrays):]
+        lead = np.broadcast_shapes(*[self.operand(v, None).shape for v in arrays])
+        shape = tuple(lead) + tuple(tail)
+        ops, terms = [], []
+        for j, v in enumerate(arrays):
+            d = self.operand(v, None)
+            d = Strided(d.base, d.shape + (1,) * len(tail), d.strides + (0,) * len(tail), d.off, d.dtype, d.storage)
+            ops.append(self.broadcast(d, shape))
+            terms.append(f"_wrap({{{j}}}, {src.shape[j]}) * {src.strides[j]}")
+        for t in range(len(tail)):
+            if tail[t] > 1:
+                ops.append(_Axis(shape, len(lead) + t, src.strides[len(arrays) + t]))
+                terms.append(f"{{{len(ops) - 1}}}")
+        return f"{src.off} + " + " + ".join(terms), ops, shape
+
+    def gather(self, src, idx, shape, dtype):
+        if not isinstance(src, Strided):
+            raise Unsupported("internal: indexing a fused value")
+        addr, ops, got = self.address(src, idx)
+        return Lazy(f"{src.base}[{addr}]", ops, got, dtype)
+
+    def take_along_axis(self, args, kwargs, shape, dtype):
+        from ..jit import _concrete
+        kw = dict(zip(("arr", "indices", "axis"), args), **kwargs)
+        src, ids, axis = self.operand(kw["arr"], None), self.operand(kw["indices"], None), _concrete(kw.get("axis"))
+        if not isinstance(src, Strided) or axis is None or not isinstance(axis, int) or ids.dtype.kind not in "iu":
+            raise Unsupported("np.take_along_axis other than along one axis")
+        axis %= len(src.shape)
+        ops = [self.broadcast(ids, shape)]
+        terms = [f"_wrap({{0}}, {src.shape[axis]}) * {src.strides[axis]}"]
+        for d in range(len(shape)):
+            if d != axis and shape[d] > 1 and src.shape[d] > 1:
+                ops.append(_Axis(shape, d, src.strides[d]))
+                terms.append(f"{{{len(ops) - 1}}}")
+        return Lazy(f"{src.base}[{src.off} + {' + '.join(terms)}]", ops, shape, dtype)
+
+    def scatter(self, args, kwargs):
+        """np.add.at(target, idx, values): target[idx] += values, repeated indices adding up."""
+        if kwargs or len(args) != 3:
+            raise Unsupported("np.add.at with keyword arguments")
+        t = self.desc[args[0].slot] if type(args[0]).__name__ == "Rec" else None
+        if not isinstance(t, Strided) or t.storage[0] not in ("ws", "fresh"):
+            raise Unsupported("np.add.at into an input, a constant or a fused value")
+        addr, ops, shape = self.address(t, args[1])
+        val = self.broadcast(self.operand(args[2], t.dtype), shape)
+        ops.append(val)
+        idx, ind = [], "    "
+        for d, m in enumerate(shape):
+            v = self.tmp() if m > 1 else "0"
+            idx.append(v)
+            if m > 1:
+                self.lines.append(f"{ind}for {v} in range({m}):")
+                ind += "    "
+        a = self.tmp()
+        self.lines.append(f"{ind}{a} = {addr.format(*[o.elem(idx) for o in ops[:-1]])}")
+        self.lines.append(f"{ind}{t.base}[{a}] = {t.base}[{a}] + {val.elem(idx)}")
+
     def setitem(self, target, idx, value):
         from ..jit import Rec, _concrete
         t = self.desc[target.slot]
@@ -841,6 +939,26 @@ def _blas_op(x, r, c, check=False):
     raise Unsupported("internal: a GEMM operand BLAS cannot read")
 
 
+class _Axis:
+    """The index along one axis of a loop, times a stride: an operand of an address."""
+
+    __slots__ = ("shape", "axis", "stride", "dtype")
+
+    def __init__(self, shape, axis, stride):
+        self.shape, self.axis, self.stride, self.dtype = tuple(shape), axis, stride, np.dtype(np.int64)
+
+    def elem(self, idx) -> str:
+        return f"{idx[self.axis]} * {self.stride}"
+
+    def flat_ok(self) -> bool:
+        return False
+
+
+def _flat_recs(x) -> bool:
+    """Whether an index holds program values (index arrays computed or passed at run time)."""
+    return any(type(v).__name__ == "Rec" for v in _flatten_args(x))
+
+
 def _dtype_of(d, default):
     return default if isinstance(d, Literal) else d.dtype
 
@@ -875,7 +993,7 @@ def _name(fn) -> str:
 
 
 # -- on-disk modules and the callable --------------------------------------------------------------
-_HEADER = "import numpy as np\nfrom autodiff.backend._nb_scalar import _max, _min, _fmax, _fmin, _sq, _sign, _where, _select, _exp64, _tanh64, _gemm\n"
+_HEADER = "import numpy as np\nfrom autodiff.backend._nb_scalar import _max, _min, _fmax, _fmin, _sq, _sign, _where, _select, _exp64, _tanh64, _gemm, _wrap\n"
 _KERNELS = "inline"  # loops: all in the program ("inline"), one kernel per "instruction" or per "gap" between GEMMs
 _FLAGS = "nogil=True, cache=True, error_model='numpy', boundscheck=False"
 
