@@ -823,8 +823,8 @@ _STATIC_TYPES = (bool, int, float, complex, str)
 
 
 def _scan(x, parts: list, arrays: list, tags: list) -> bool:
-    """One pass over a call's arguments for the common case (lists, tuples, dicts,
-    None, arrays, Duals, numpy and Python scalars): appends a description of
+    """One pass over a call's arguments for the common case (lists, tuples,
+    NamedTuples, dicts, None, arrays, Duals, numpy and Python scalars): appends a description of
     every node to ``parts`` (the call's cache key, with structure) and the input
     arrays in program order; False for anything else (the general path runs)."""
     t = type(x)
@@ -837,7 +837,7 @@ def _scan(x, parts: list, arrays: list, tags: list) -> bool:
             tags.append(tag)
         parts.append(("D", tags.index(tag)))
         return _scan(x.primal, parts, arrays, tags) and _scan(x.tangents, parts, arrays, tags)
-    elif t is list or t is tuple:
+    elif t is list or t is tuple or (issubclass(t, tuple) and hasattr(t, "_fields")):  # (NamedTuples too)
         parts.append((t, len(x)))
         for v in x:
             if not _scan(v, parts, arrays, tags):
