@@ -1,4 +1,4 @@
-"""The fused dual kernels (autodiff.backend.numba_cpu) against the numpy composition.
+"""The fused elementwise dual kernels (autodiff.backend.numba_cpu) against the numpy composition.
 
 Side by side in one run, medians of interleaved repeats:
   * every elementwise op at 1e6 elements, K = 1 and 4, float64 and float32:
@@ -7,13 +7,10 @@ Side by side in one run, medians of interleaved repeats:
     numpy's SIMD ufunc for y, one numba pass for f' and all K tangents);
   * parallel=True (prange) against the serial kernels, on 2 cores;
   * mul and div with both tangents;
-  * the dual matmul strategies (128x64 @ 64x128 and 128x784 @ 784x512, K = 1, 4);
-  * the fused SGD-momentum and Adam updates against their numpy compositions
-    and against the engine (Duals through a plain-numpy update);
   * each kernel's first-call compile time, in a fresh process with an empty
     numba cache, and its load time from the cache in a second process.
 
-    python benchmarks/kernels.py [--repeats 15] [--n 1000000] [--blas-threads 1]
+    python benchmarks/kernels.py [--repeats 15] [--n 1000000]
 """
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ import time
 
 import numpy as np
 
-from autodiff import dual
 from autodiff.backend import numba_cpu as nc
 
 DOMAIN = {"log": (0.05, 3), "sqrt": (0.05, 3), "arcsin": (-0.95, 0.95), "arccos": (-0.95, 0.95),
@@ -173,75 +169,6 @@ def bench_binary(n, repeats):
     return short
 
 
-def bench_matmul(repeats, blas_threads):
-    print(f"## Dual matmul strategies (us, median of {repeats * 4}, float64, BLAS threads: {blas_threads})\n")
-    rng = np.random.default_rng(4)
-    rows, wins = [], {}
-    for (n, k, m), label in (((128, 64, 128), "small"), ((128, 784, 512), "large")):
-        a, b = rng.standard_normal((n, k)), rng.standard_normal((k, m))
-        for K in (1, 4):
-            ta, tb = rng.standard_normal((K, n, k)), rng.standard_normal((K, k, m))
-            for case, (ta_, tb_) in (("ta", (ta, None)), ("tb", (None, tb)), ("ta+tb", (ta, tb))):
-                r = timeit({s: (lambda s=s: nc.matmul_jvp(a, ta_, b, tb_, strategy=s))
-                            for s in nc.MATMUL_STRATEGIES}, repeats * 4)
-                best = min(r, key=r.get)
-                wins.setdefault(best, 0)
-                wins[best] += 1
-                rows.append([label, K, case] + [f"{r[s] * 1e6:.0f}" for s in nc.MATMUL_STRATEGIES]
-                            + [best, f"{r['broadcast'] / r[best]:.2f}x"])
-    table(["size", "K", "tangents"] + list(nc.MATMUL_STRATEGIES) + ["fastest", "vs broadcast"], rows)
-    print(f"fastest counts: {wins}; `matmul_jvp` default: {nc.MATMUL_DEFAULT}\n")
-
-
-def sgd_update(p, v, g, lr, mu):
-    vn = mu * v + g
-    return p - lr * vn, vn
-
-
-def adam_update(p, m, v, g, lr, b1, b2, eps, step):
-    mn = b1 * m + (1 - b1) * g
-    vn = b2 * v + (1 - b2) * g * g
-    return p - lr * (mn / (1 - b1 ** step)) / (np.sqrt(vn / (1 - b2 ** step)) + eps), mn, vn
-
-
-def bench_optimizers(n, repeats):
-    print(f"## Optimizer updates with tangents on every input, {n:.0e} parameters (ms)\n")
-    print("`engine`: hand-made Duals through the plain-numpy update (what a forward "
-          "hypergradient step runs today, float64 only).\n")
-    rng = np.random.default_rng(5)
-    rows, short = [], []
-    for dtype in (np.float64, np.float32):
-        for K in (1, 4):
-            p, m, g = (np.asarray(rng.standard_normal(n), dtype) for _ in range(3))
-            v = np.asarray(rng.uniform(0.1, 1, n), dtype)
-            tp, tm, tv, tg = (np.asarray(rng.standard_normal((K, n)), dtype) for _ in range(4))
-            tlr, tb1, tb2 = rng.standard_normal((3, K))
-            sgd_args = (p, tp, v, tv, g, tg, 0.1, tlr, 0.9, tb1)
-            adam_args = (p, tp, m, tm, v, tv, g, tg, 1e-3, tlr, 0.9, tb1, 0.999, tb2, 1e-8, 5)
-            fns = {"sgd numpy": lambda: nc.sgd_momentum_jvp_reference(*sgd_args),
-                   "sgd kernel": lambda: nc.sgd_momentum_jvp(*sgd_args),
-                   "adam numpy": lambda: nc.adam_jvp_reference(*adam_args),
-                   "adam kernel": lambda: nc.adam_jvp(*adam_args)}
-            if dtype is np.float64:
-                fns["sgd engine"] = lambda: sgd_update(dual(p, tp), dual(v, tv), dual(g, tg),
-                                                       dual(0.1, tlr), dual(0.9, tb1))
-                fns["adam engine"] = lambda: adam_update(dual(p, tp), dual(m, tm), dual(v, tv),
-                                                         dual(g, tg), dual(1e-3, tlr), dual(0.9, tb1),
-                                                         dual(0.999, tb2), 1e-8, 5)
-            r = timeit(fns, repeats)
-            for opt in ("sgd", "adam"):
-                sp = r[f"{opt} numpy"] / r[f"{opt} kernel"]
-                eng = r.get(f"{opt} engine")
-                rows.append([opt, np.dtype(dtype).name, K, ms(eng) if eng else "-",
-                             ms(r[f"{opt} numpy"]), ms(r[f"{opt} kernel"]), f"{sp:.2f}x",
-                             f"{eng / r[f'{opt} kernel']:.2f}x" if eng else "-"])
-                if sp < 2:
-                    short.append((opt, np.dtype(dtype).name, K, sp))
-    table(["update", "dtype", "K", "engine", "numpy", "kernel", "speedup vs numpy",
-           "speedup vs engine"], rows)
-    return short
-
-
 COMPILE_SNIPPET = r"""
 import json, time
 t0 = time.perf_counter()
@@ -254,15 +181,11 @@ for dtype in (np.float64, np.float32):
     d = np.dtype(dtype).name
     x = np.full(8, 0.5, dtype); t = np.ones((2, 8), dtype); y = np.empty(8, dtype)
     ty = np.empty((2, 8), dtype)
-    p = np.ones(8, dtype); v = np.full(8, 0.5, dtype)
     calls = [
         ("unary fused (17 ops)", lambda: nc._unary_fused_kernel(1, x, t, y, ty)),
         ("unary tangent pass (11 ops)", lambda: nc._unary_tangent_kernel(1, x, y, t, ty)),
         ("mul", lambda: nc.binary_jvp("mul", x, t, x, t)),
         ("div", lambda: nc.binary_jvp("div", x, t, x, t)),
-        ("sgd_momentum", lambda: nc.sgd_momentum_jvp(p, t, v, t, p, t, 0.1, [1.0, 0.0], 0.9, None)),
-        ("adam", lambda: nc.adam_jvp(p, t, p, t, v, t, p, t, 1e-3, [1.0, 0.0], 0.9, None,
-                                     0.999, None, 1e-8, 1)),
     ]
     for name, f in calls:
         t0 = time.perf_counter(); f(); out[f"{name} [{d}]"] = time.perf_counter() - t0
@@ -291,8 +214,6 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--n", type=int, default=10 ** 6)
-    ap.add_argument("--blas-threads", type=int, default=1,
-                    help="BLAS threads for the matmul table (threadpoolctl); 0 leaves BLAS as it is")
     args = ap.parse_args(argv)
 
     import numba
@@ -304,13 +225,6 @@ def main(argv=None):
     bench_unary_small(args.repeats)
     bench_parallel(args.n, args.repeats)
     short += bench_binary(args.n, args.repeats)
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(args.blas_threads, user_api="blas"):
-            bench_matmul(args.repeats, args.blas_threads)
-    else:
-        bench_matmul(args.repeats, "library default")
-    short += bench_optimizers(args.n, args.repeats)
     bench_compile()
     print(f"load average at end: {os.getloadavg()}\n")
     print("## Below the 2x target\n")

@@ -263,6 +263,7 @@ OPS = {
     "matmul-batched-right": (lambda s, a: a.T @ s, (S3, A)),
     "matmul-batched-both": (lambda s: s @ np.swapaxes(s, 1, 2), (S3,)),
     "matmul-transposed-batch": (lambda s, b: np.transpose(s, (0, 2, 1)) @ s, (S3, B)),
+    "matmul-stacked-transposes": (lambda s, b: np.transpose(s, (0, 2, 1)).reshape(8, 3) @ b[:3, :], (S3, B)),
     "sum-axes": (lambda s: np.sum(s, axis=(0, 2)) + np.sum(s, axis=1, keepdims=True).sum(), (S3,)),
     "sum-all": (lambda s: np.sum(s * s), (S3,)),
     "mean-max-min": (lambda s: np.mean(s, axis=0) + np.max(s, axis=2, keepdims=True)[0] + np.min(s, axis=0),

@@ -1,13 +1,14 @@
 """Backend selection: which array module and which kernels run an operation.
 
-numpy is the reference implementation; the kernels in this package are fast
-paths for a few hot operations, each tested against numpy:
+numpy is the reference implementation.  `numba_cpu` holds fused dual kernels
+for the CPU: large elementwise ops (unary functions, mul, div) computing f(x)
+and the tangents of all K directions in one pass, each tested against its
+numpy reference; `engine` installs them as fast paths of the forward trace.
 
-* `numba_cpu`: fused dual kernels on the CPU (numba): elementwise ops with all
-  K tangents in one pass, the dual matmul, fused SGD / Adam updates on Duals;
-* `cuda_kernels`: the same elementwise and optimizer kernels as numba.cuda
-  kernels (they launch on cupy arrays through ``__cuda_array_interface__``, and
-  run on the CPU under numba's CUDA simulator), plus cupy ElementwiseKernels.
+On the GPU there are no custom kernels: the engine's code is generic over the
+array module (its numpy calls dispatch to cupy for cupy arrays), so on cupy
+arrays every operation is cupy's own, cuBLAS does the matmuls, and nothing
+leaves the device.
 
 The backend is chosen from the arrays an operation is given (like
 ``cupy.get_array_module``), never by a global that moves data.  The one global

@@ -256,6 +256,7 @@ class _Compiler:
                 user[s] = i
         for s in self.outputs:
             uses[s] = uses.get(s, 0) + 2
+        self.uses, self.user = uses, user
         writes = [i for i, k in enumerate(self.kinds) if k in ("setitem", "scatter")]
         # a value is fused into its one reader when that reader is an elementwise op or a
         # reduction over the same shape, and nothing is written in between
@@ -593,6 +594,14 @@ class _Compiler:
         else:
             r = fn(ids, *_concrete(rest), **_concrete(kwargs))
         r = np.asarray(r)
+        out = self.code[i][5]
+        if (r.size and not np.shares_memory(r, anchor) and r.ndim == 2 and len(src.shape) >= 3
+                and r.shape == (int(np.prod(src.shape[:-1])), src.shape[-1]) and self.uses.get(out) == 1
+                and self.kinds[self.user[out]] == "matmul" and _is_rec_slot(self.code[self.user[out]][3][0], out)
+                and _blas_op(src, *src.shape[-2:], check=True) is not None):
+            # (K, m, n) -> (K m, n) read only as a matmul's left operand: K GEMMs on the K
+            # matrices as they lie (a transposed tangent stack needs no copy)
+            return _Stacked(src)
         if r.size and not np.shares_memory(r, anchor) and fn is not operator.getitem and not src.flat_ok():
             # numpy copied (a reshape of a non-contiguous value): copy in C order (a strided
             # loop, which vectorizes; an index gather would not), then view that copy
@@ -699,6 +708,8 @@ class _Compiler:
         if kwargs or len(args) != 2:
             raise Unsupported("matmul with keyword arguments")
         a, b = (self.operand(x, dtype) for x in args)
+        if isinstance(a, _Stacked):
+            return self.stacked_matmul(i, a.src, b, shape, dtype)
         if isinstance(a, Literal) or isinstance(b, Literal):
             raise Unsupported("matmul with a scalar")
         if dtype not in _FLOATS or a.dtype != dtype or b.dtype != dtype:
@@ -748,6 +759,26 @@ class _Compiler:
             offs.append(" + ".join(terms) or "0")
         self.lines.append(f"    for {v} in range({nb}):")
         self.gemm(a, offs[0], m, n, b, offs[1], p, o, offs[2], indent="        ")
+        return dst
+
+    def stacked_matmul(self, i, src, b, shape, dtype):
+        """(K m, n) @ (n, p) where the left operand is K matrices (m, n) in any BLAS layout."""
+        from ._nb_scalar import HAVE_NUMPY_BLAS
+        if not HAVE_NUMPY_BLAS or not isinstance(b, Strided) or len(b.shape) != 2 or b.dtype != dtype \
+                or src.dtype != dtype or dtype not in _FLOATS:
+            raise Unsupported("internal: a stacked matmul of this kind")
+        b = self.blas_ready(i, b)
+        dst = self.storage(i, shape, dtype)
+        m, n = src.shape[-2:]
+        p = b.shape[1]
+        batch = src.shape[:-2]
+        nb = int(np.prod(batch, dtype=np.int64))
+        v = self.tmp()
+        bst = _c_strides(batch)
+        terms = [f"(({v} // {bst[d]}) % {nd}) * {st}" for d, (nd, st) in enumerate(zip(batch, src.strides[:-2]))
+                 if nd > 1 and st]
+        self.lines.append(f"    for {v} in range({nb}):")
+        self.gemm(src, " + ".join(terms) or "0", m, n, b, "0", p, dst, f"{v} * {m * p}", indent="        ")
         return dst
 
     def gemm(self, a, ea, m, n, b, eb, p, o, eo, indent="    "):
@@ -937,6 +968,20 @@ def _blas_op(x, r, c, check=False):
     if check:
         return None
     raise Unsupported("internal: a GEMM operand BLAS cannot read")
+
+
+class _Stacked:
+    """A (K m, n) reshape of K matrices that numpy would copy, read by a matmul only."""
+
+    __slots__ = ("src", "shape", "dtype")
+
+    def __init__(self, src):
+        self.src, self.dtype = src, src.dtype
+        self.shape = (int(np.prod(src.shape[:-1], dtype=np.int64)), src.shape[-1])
+
+
+def _is_rec_slot(x, slot) -> bool:
+    return type(x).__name__ == "Rec" and x.slot == slot
 
 
 class _Axis:
