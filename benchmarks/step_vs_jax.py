@@ -15,11 +15,13 @@ compiled, the default after a few calls; "replay" is the Python replay,
 ``jit(jvp(scan))`` (K=4: ``jit(vmap(jvp(scan)))``), one compiled program for the
 whole loop.  Each library runs in its own process with its default threads;
 every figure is the median of --repeats whole runs, after a warm-up run (that
-compiles), reported per training step.  The check column is the largest
+compiles), reported per training step; JAX and ours alternate for --rounds
+processes each, and a ratio is the median over rounds of ours / JAX (the
+machine's speed drifts between processes).  The check column is the largest
 relative difference of our derivative from JAX's.
 
     python benchmarks/step_vs_jax.py [--model small|large|both] [--dtype float64|float32|both]
-        [--K 0 1 4] [--modes jit replay eager] [--T 300] [--T-large 20] [--repeats 3]
+        [--K 0 1 4] [--modes jit replay eager] [--T 300] [--T-large 20] [--repeats 3] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -180,7 +182,9 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=["jit", "replay", "eager"])
     ap.add_argument("--T", type=int, default=300, help="training steps, small model (default 300)")
     ap.add_argument("--T-large", type=int, default=20, help="training steps, large model (default 20)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per process (median)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="processes per library, alternating JAX and ours; ratios are medians over rounds")
     ap.add_argument("--json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -204,17 +208,22 @@ def main(argv=None):
         T = a.T if model == "small" else a.T_large
         for dtype in dtypes:
             for K in a.K:
-                ref = child("jax", model, dtype, K, "jit", T, a.repeats)
-                jm = float(np.median(ref["times"])) * 1e3
-                cells, row = [], {"model": model, "dtype": dtype, "K": K, "T": T, "jax_ms": jm}
-                worst = 0.0
+                jms, ours_ms, worst = [], {m: [] for m in a.modes}, 0.0
+                for _ in range(a.rounds):   # JAX and ours alternate: drift hits both
+                    ref = child("jax", model, dtype, K, "jit", T, a.repeats)
+                    jms.append(float(np.median(ref["times"])) * 1e3)
+                    for mode in a.modes:
+                        r = child("autodiff", model, dtype, K, mode, T, a.repeats)
+                        ours_ms[mode].append(float(np.median(r["times"])) * 1e3)
+                        d, e = np.array(r["deriv"]), np.array(ref["deriv"])
+                        worst = max(worst, float(np.max(np.abs(d - e) / np.maximum(np.abs(e), 1e-30))))
+                jm = float(np.median(jms))
+                cells, row = [], {"model": model, "dtype": dtype, "K": K, "T": T, "jax_ms": jm, "rounds": a.rounds}
                 for mode in a.modes:
-                    r = child("autodiff", model, dtype, K, mode, T, a.repeats)
-                    ms = float(np.median(r["times"])) * 1e3
-                    row[f"{mode}_ms"], row[f"{mode}_per_jax"] = ms, ms / jm
-                    cells.append(f"{ms:10.3f} {ms / jm:6.2f}")
-                    d, e = np.array(r["deriv"]), np.array(ref["deriv"])
-                    worst = max(worst, float(np.max(np.abs(d - e) / np.maximum(np.abs(e), 1e-30))))
+                    ms = float(np.median(ours_ms[mode]))
+                    ratio = float(np.median([o / j for o, j in zip(ours_ms[mode], jms)]))
+                    row[f"{mode}_ms"], row[f"{mode}_per_jax"] = ms, ratio
+                    cells.append(f"{ms:10.3f} {ratio:6.2f}")
                 row["check"] = worst
                 rows.append(row)
                 print(f"{model:8} {dtype:8} {K:>2} {jm:9.3f} " + " ".join(cells) + f" {worst:9.1e}", flush=True)
