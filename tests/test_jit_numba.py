@@ -193,6 +193,26 @@ def test_outputs_of_earlier_calls_are_not_overwritten():
         np.testing.assert_array_equal(a.primal, b)
 
 
+def test_output_buffers_are_reused_only_once_nothing_refers_to_them():
+    f = lambda x: (np.tanh(x) * 2.0, x + 1.0)
+    j = jit(f, backend="numba")
+    x = np.random.standard_normal((4, 5))
+    j(x)
+    kept = j(x)                       # held whole
+    part = j(x + 1.0)[0][1:]          # a view of one output held
+    snapshots = [np.array(kept[0]), np.array(kept[1]), np.array(part)]
+    ids = set()
+    for i in range(8):                # the rest is dropped at once: those buffers come back
+        a, b = j(x * i)
+        ids.add(id(a.base) if a.base is not None else id(a))
+        np.testing.assert_allclose(a, np.tanh(x * i) * 2.0, rtol=1e-15)
+        del a, b
+    for got, want in zip((kept[0], kept[1], part), snapshots):
+        np.testing.assert_array_equal(got, want)
+    (prog,) = j.programs.values()
+    assert all(len(pool) <= prog.compiled.POOL for pool in prog.compiled.pools)
+
+
 def test_auto_backend_compiles_after_a_few_replays():
     args = _mlp(np.float64, 0, sizes=(3, 4, 2), batch=2)
     j = jit(_step, backend="auto")

@@ -237,7 +237,7 @@ class _Compiler:
         self.desc: dict = {}
         self.lines: list = []        # loops being emitted: they become one kernel function
         self.main_lines: list = []   # the program: GEMMs and kernel calls
-        self.allocs: list = []       # the outputs' allocations, at the top of the program
+        self.fresh: list = []        # (name, size, dtype) of the outputs' buffers: arguments, see Compiled
         self.kernels: list = []
         self.consts: list = []   # arrays passed as arguments after the inputs
         self.const_ids: dict = {}
@@ -391,7 +391,7 @@ class _Compiler:
         r = self.find(out)
         if r in self.escapes:
             name = f"o{out}"
-            self.allocs.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(dtype).name})")
+            self.fresh.append((name, max(n, 1), np.dtype(dtype)))
             return Strided(name, shape, _c_strides(shape), 0, dtype, ("fresh", name))
         off = self.ws.alloc(np.dtype(dtype), n, self.when[i], self.end.get(r, self.when[i]))
         return Strided(_ws_name(dtype), shape, _c_strides(shape), off, dtype, ("ws",))
@@ -942,7 +942,7 @@ class _Compiler:
                     and d.size() == int(np.prod(shape, dtype=np.int64))):
                 name = f"r{s}"
                 n = int(np.prod(shape, dtype=np.int64))
-                self.allocs.append(f"    {name} = np.empty({max(n, 1)}, np.{np.dtype(self.meta[s][2]).name})")
+                self.fresh.append((name, max(n, 1), np.dtype(self.meta[s][2])))
                 dst = Strided(name, shape, _c_strides(shape), 0, self.meta[s][2], ("fresh", name))
                 self.loop_assign(dst, self.broadcast(d, shape))
                 d = dst
@@ -951,9 +951,9 @@ class _Compiler:
         ws = sorted(self.ws.size, key=lambda t: t.str)
         self.ws_specs = [(dt, self.ws.size[dt]) for dt in ws]
         params = [_ws_name(dt) for dt in ws] + [f"i{k}" for k in range(len(self.inputs))] + [
-            f"c{k}" for k in range(len(self.consts))]
+            f"c{k}" for k in range(len(self.consts))] + [name for name, _, _ in self.fresh]
         head = [f"@numba.njit({_FLAGS})", "def step(" + ", ".join(params) + "):"]
-        return "\n\n".join(self.kernels + ["\n".join(head + self.allocs + self.main_lines + [
+        return "\n\n".join(self.kernels + ["\n".join(head + self.main_lines + [
             f"    return ({''.join(r + ', ' for r in rets)})"])])
 
 
@@ -1090,16 +1090,43 @@ def _load(source: str):
 
 
 class Compiled:
-    """A compiled program: call it with the input arrays, get the output arrays."""
+    """A compiled program: call it with the input arrays, get the output arrays.
 
-    def __init__(self, fn, ws_specs, consts, source, scalars):
+    The outputs' buffers are passed in.  A buffer returned by an earlier call is
+    reused once nothing outside this object refers to it any more (its reference
+    count says so: the caller dropped the arrays, and every view of them), so a
+    training loop that rebinds ``params = step(params, ...)`` writes each step into
+    the memory of the step before last, as JAX does with donated buffers, instead
+    of faulting in fresh pages for every parameter-sized output.
+    """
+
+    POOL = 3  # buffers kept per output: the caller usually holds one or two generations
+
+    def __init__(self, fn, ws_specs, consts, source, scalars, fresh):
         self.fn, self.source, self.consts = fn, source, tuple(consts)
         self.workspace = tuple(np.empty(max(n, 1), dt) for dt, n in ws_specs)
         self.scalars = tuple(i for i, s in enumerate(scalars) if s)  # outputs recorded as numpy scalars
+        self.fresh = [(n, dt) for _, n, dt in fresh]
+        self.pools = [[] for _ in self.fresh]
+        probe = [np.empty(1)]
+        self._free = sys.getrefcount(probe[0])  # the count of a buffer only a pool holds
+
+    def _buffer(self, k):
+        pool = self.pools[k]
+        for j in range(len(pool)):
+            if sys.getrefcount(pool[j]) == self._free:
+                return pool.pop(j)
+        n, dt = self.fresh[k]
+        return np.empty(n, dt)
 
     def __call__(self, *arrays):
+        bufs = [self._buffer(k) for k in range(len(self.fresh))]
         out = self.fn(*self.workspace, *[(a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
-                                         for a in arrays], *self.consts)
+                                         for a in arrays], *self.consts, *bufs)
+        for pool, b in zip(self.pools, bufs):
+            pool.append(b)
+            if len(pool) > self.POOL:
+                del pool[0]
         if self.scalars:
             out = list(out)
             for i in self.scalars:
@@ -1113,4 +1140,4 @@ def compile_program(code, meta, input_slots, output_slots) -> Compiled:
     source = c.build()
     fn = _load(source)
     return Compiled(fn, c.ws_specs, c.consts, source,
-                    [meta[s][0] is not np.ndarray for s in output_slots])
+                    [meta[s][0] is not np.ndarray for s in output_slots], c.fresh)
