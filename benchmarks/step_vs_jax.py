@@ -223,11 +223,17 @@ def main(argv=None):
                     ms = float(np.median(ours_ms[mode]))
                     ratio = float(np.median([o / j for o, j in zip(ours_ms[mode], jms)]))
                     row[f"{mode}_ms"], row[f"{mode}_per_jax"] = ms, ratio
+                    row[f"{mode}_per_jax_rounds"] = [o / j for o, j in zip(ours_ms[mode], jms)]
                     cells.append(f"{ms:10.3f} {ratio:6.2f}")
                 row["check"] = worst
                 rows.append(row)
                 print(f"{model:8} {dtype:8} {K:>2} {jm:9.3f} " + " ".join(cells) + f" {worst:9.1e}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    if a.rounds > 1:
+        print("ratio per round (ours / JAX), to read the spread:")
+        for row in rows:
+            print(f"  {row['model']:6} {row['dtype']:8} K={row['K']}: " + "; ".join(
+                f"{m} " + " ".join(f"{r:.2f}" for r in row[f"{m}_per_jax_rounds"]) for m in a.modes))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=1)
