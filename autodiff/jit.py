@@ -932,7 +932,8 @@ class JitFallbackWarning(UserWarning):
 
 _BACKENDS = ("auto", "numba", "python")
 _VERBOSE = os.environ.get("AUTODIFF_JIT_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
-COMPILE_AFTER = 3  # backend "auto": replays in Python before a program is compiled
+COMPILE_AFTER = 100  # backend "auto": replays in Python before a program is compiled (a program run
+# only a few dozen times, such as an evaluation per hyper-iteration, never pays ~1-8 s of compiling)
 
 
 def _backend_setting(backend):
@@ -955,7 +956,7 @@ def jit(f: Callable, *, max_programs: int = 32, backend: str | None = None) -> C
     straight-line Python (one numpy call per operation); ``"numba"`` compiles it
     into one numba function (`autodiff.backend.numba_jit`) before its first
     replay; ``"auto"`` (the default, or $AUTODIFF_JIT_BACKEND) replays in Python
-    ``COMPILE_AFTER`` times first, so a function called a few times never pays
+    ``COMPILE_AFTER`` (100) times first, so a function called a few dozen times never pays
     for compiling.  A program the compiler does not handle stays in Python
     (``jit(f).programs[key].note`` says why; with backend "numba" or
     AUTODIFF_JIT_VERBOSE=1 a `JitFallbackWarning` says it too).  Compiled

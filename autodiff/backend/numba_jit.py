@@ -582,13 +582,7 @@ class _Compiler:
             raise Unsupported(f"{_name(fn)} with array-valued arguments")
         if not isinstance(src, Strided):
             src = self.materialize_value(i, src)
-        span = [0, 0]
-        for n, s in zip(src.shape, src.strides):
-            if n > 1:
-                span[s > 0] += (n - 1) * s
-        anchor = np.arange(src.off + span[0], src.off + span[1] + 1, dtype=np.int64)
-        ids = np.lib.stride_tricks.as_strided(anchor[-span[0]:] if span[0] else anchor, src.shape,
-                                              [8 * s for s in src.strides], writeable=False)
+        anchor, ids = _element_ids(src)
         if kind == "method":
             r = getattr(ids, fn)(*_concrete(rest), **_concrete(kwargs))
         else:
@@ -908,13 +902,7 @@ class _Compiler:
         self.loop_assign(sub, Lazy(self.cast(_dtype_of(val, t.dtype), t.dtype), [val], sub.shape, t.dtype))
 
     def view_of(self, src, fn, rest):
-        span = [0, 0]
-        for n, s in zip(src.shape, src.strides):
-            if n > 1:
-                span[s > 0] += (n - 1) * s
-        anchor = np.arange(src.off + span[0], src.off + span[1] + 1, dtype=np.int64)
-        ids = np.lib.stride_tricks.as_strided(anchor[-span[0]:] if span[0] else anchor, src.shape,
-                                              [8 * s for s in src.strides], writeable=False)
+        anchor, ids = _element_ids(src)
         r = np.asarray(fn(ids, *rest))
         if r.size and not np.shares_memory(r, anchor):
             raise Unsupported("indexed assignment through a copy")
@@ -968,6 +956,20 @@ def _blas_op(x, r, c, check=False):
     if check:
         return None
     raise Unsupported("internal: a GEMM operand BLAS cannot read")
+
+
+def _element_ids(src):
+    """An int64 array laid out like ``src`` (shape, strides, offset) whose elements are
+    their own indices into src's base, and the array it views: numpy applied to it
+    computes a view op's strides and offset (or, when it copies, a gather)."""
+    span = [0, 0]
+    for n, st in zip(src.shape, src.strides):
+        if n > 1:
+            span[st > 0] += (n - 1) * st
+    anchor = np.arange(src.off + span[0], src.off + span[1] + 1, dtype=np.int64)
+    ids = np.lib.stride_tricks.as_strided(anchor[-span[0]:] if span[0] else anchor, src.shape,
+                                          [8 * st for st in src.strides], writeable=False)
+    return anchor, ids
 
 
 class _Stacked:
