@@ -919,6 +919,9 @@ class _Program:
                 self.compiled = numba_jit.compile_program(r.code, r.meta, r.input_slots, r.output_slots)
             except numba_jit.Unsupported as e:
                 self.note = str(e)
+            except Exception as e:  # a compiler bug must not cost the user the (correct) replay
+                self.note = f"internal error in the compiler, please report: {type(e).__name__}: {e}"
+                warn = True
             else:
                 self.run = self.compiled
                 return

@@ -820,10 +820,11 @@ class _Compiler:
                 raise Unsupported("indexing with a boolean or float array")
             arrays.append(v)
         rest = idx[len(arrays):]
-        if Ellipsis in rest:
-            e = rest.index(Ellipsis)
+        full = lambda r: type(r) is slice and r == slice(None)
+        if any(r is Ellipsis for r in rest):
+            e = next(j for j, r in enumerate(rest) if r is Ellipsis)
             rest = rest[:e] + (slice(None),) * (len(src.shape) - len(arrays) - (len(rest) - 1)) + rest[e + 1:]
-        if not arrays or any(r != slice(None) for r in rest) or len(arrays) + len(rest) > len(src.shape):
+        if not arrays or not all(full(r) for r in rest) or len(arrays) + len(rest) > len(src.shape):
             raise Unsupported("integer-array indexing other than leading index arrays and full slices")
         tail = src.shape[len(arrays):]
         lead = np.broadcast_shapes(*[self.operand(v, None).shape for v in arrays])
