@@ -320,6 +320,9 @@ OPS = {
     "take-along-axis": (lambda a, ids: np.take_along_axis(a, ids[:, None], axis=1)[:, 0], (A, np.array([1, 3, 2]))),
     "scatter-add": (lambda a, ids: _scattered(a, ids), (A, np.array([1, 1, 0]))),
     "bool-ops": (lambda a: np.where(((a > 0) | (a < -1)) & ~(a > 2) ^ (a == 0), a, -a), (A,)),
+    "concatenate-stack": (lambda a, b: np.concatenate([a, b[:3, :2] * 2.0, a.T[:3]], axis=1).sum(0)
+                          + np.stack([a[0], a[1] * 2.0, a[2]], axis=1).sum(1).sum()
+                          + np.concatenate((a, a + 1.0)).sum(1)[:1], (A, B)),
     "zeros-ones-like": (lambda a: np.ones_like(a) * 2 - np.zeros_like(a) + np.full_like(a, 3.0), (A,)),
 }
 

@@ -343,6 +343,8 @@ class _Compiler:
             return "view"
         if fn is np.take_along_axis:
             return "gather"
+        if fn in (np.concatenate, np.stack):
+            return "concat"
         if fn is np.where and len(args) == 3 and not kwargs:
             return "ew"
         if fn in _FILL or fn is np.full_like or fn is np.copy or fn is np.empty_like:
@@ -479,6 +481,8 @@ class _Compiler:
                 d = self.materialize(i, d)
         elif k == "view":
             d = self.view(i, kind, fn, target, args, kwargs)
+        elif k == "concat":
+            d = self.concat(i, fn, args, kwargs, shape, dtype)
         elif k == "gather" and fn is np.take_along_axis:
             d = self.take_along_axis(args, kwargs, shape, dtype)
             if out not in self.lazy:
@@ -846,6 +850,35 @@ class _Compiler:
             raise Unsupported("internal: indexing a fused value")
         addr, ops, got = self.address(src, idx)
         return Lazy(f"{src.base}[{addr}]", ops, got, dtype)
+
+    def concat(self, i, fn, args, kwargs, shape, dtype):
+        """np.concatenate / np.stack: each piece copied into its slice of the result."""
+        from ..jit import _concrete
+        if set(kwargs) - {"axis"} or len(args) > 2 or not isinstance(args[0], (list, tuple)):
+            raise Unsupported(f"{_name(fn)} with out=, dtype= or casting=")
+        axis = _concrete(args[1] if len(args) > 1 else kwargs.get("axis", 0))
+        if not isinstance(axis, (int, np.integer)):
+            raise Unsupported(f"{_name(fn)} with axis={axis!r}")
+        axis = int(axis) % len(shape)
+        dst = self.storage(i, shape, dtype)
+        pos = 0
+        for piece in args[0]:
+            d = self.operand(piece, dtype)
+            if isinstance(d, Literal):
+                raise Unsupported(f"{_name(fn)} of a Python number")
+            if fn is np.stack:
+                sub = self.view_of(dst, operator.getitem, ((slice(None),) * axis + (pos,),))
+                pos += 1
+            else:
+                n = d.shape[axis]
+                sub = self.view_of(dst, operator.getitem, ((slice(None),) * axis + (slice(pos, pos + n),),))
+                pos += n
+            if not isinstance(d, Strided):
+                raise Unsupported(f"internal: {_name(fn)} of a fused value")
+            self.loop_assign(sub, Lazy(self.cast(d.dtype, dtype), [self.broadcast(d, sub.shape)], sub.shape, dtype))
+        if pos != shape[axis]:
+            raise Unsupported(f"internal: {_name(fn)} pieces do not fill the result")
+        return dst
 
     def take_along_axis(self, args, kwargs, shape, dtype):
         from ..jit import _concrete
