@@ -36,14 +36,9 @@ def worker(backend: str, T: int) -> dict:
     import numpy as np
     sys.path.insert(0, HERE)
     from step_vs_jax import problem
+    from _workloads import autodiff_loss as loss
     from autodiff import grad, jit, jvp
-    from autodiff.ops import logsumexp
     params, x, y = problem("small", "float64")
-
-    def loss(params, x, y):
-        h = np.tanh(x @ params[0] + params[1])
-        logits = h @ params[2] + params[3]
-        return np.mean(logsumexp(logits, axis=1) - np.sum(logits * y, axis=1))
 
     def step(lr, params, vel, x, y):
         g = grad(loss)(params, x, y)

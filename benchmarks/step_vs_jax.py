@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 MODELS = {"small": (64, 128, 10), "large": (784, 512, 512, 10)}
 BATCH, SEED = 128, 0
 H0 = (0.05, 0.1, 0.9, 1e-4)   # lr weights, lr biases, momentum, weight decay
@@ -56,15 +57,8 @@ def problem(model, dtype):
 # -- ours: the user's numpy code ------------------------------------------------------------------
 def ours(model, dtype, K, mode, T, repeats):
     from autodiff import grad, jacfwd, jit, jvp
-    from autodiff.ops import logsumexp
+    from _workloads import autodiff_loss as loss   # the MLP's loss, as compare_peers.py runs it
     params, x, y = problem(model, dtype)
-
-    def loss(params, x, y):
-        h = x
-        for i in range(0, len(params) - 2, 2):
-            h = np.tanh(h @ params[i] + params[i + 1])
-        logits = h @ params[-2] + params[-1]
-        return np.mean(logsumexp(logits, axis=1) - np.sum(logits * y, axis=1))
 
     def step(h, params, vel, x, y):
         lr_w, lr_b, mu, wd = h[0], h[1], h[2], h[3]

@@ -34,14 +34,21 @@ ALL = [pytest.param(c, id=f"{c.prim}-{c.id}") for cs in TABLE.values() for c in 
       [pytest.param(c, id=c.id) for c in COMPOSITES]
 
 
-@pytest.mark.parametrize("c", ALL)
-def test_replay_equals_direct_run(c):
+def sweep_inputs(c):
+    """A sweep case's inputs, a pullback of its function (a fixed random cotangent) and
+    its inputs as Duals with 2 random tangent directions."""
     args = c.args()
     rng = np.random.default_rng(0)
     u = tree_map(lambda o: rng.standard_normal(np.shape(o)), vjp(c.f, *args)[0])
     pullback = lambda *a: vjp(c.f, *a)[1](u)
     duals = tuple(dual(a, rng.standard_normal((2,) + np.shape(a))) if isinstance(a, np.ndarray) else a
                   for a in args)
+    return args, pullback, duals
+
+
+@pytest.mark.parametrize("c", ALL)
+def test_replay_equals_direct_run(c):
+    args, pullback, duals = sweep_inputs(c)
     for fn, inputs in [(c.f, args), (pullback, args), (c.f, duals), (pullback, duals)]:
         j = jit(fn)
         expected = fn(*inputs)

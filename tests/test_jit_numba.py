@@ -17,11 +17,10 @@ import pytest
 
 pytest.importorskip("numba")
 
-from autodiff import dual, grad, jvp, vjp  # noqa: E402
+from autodiff import dual, grad, jvp  # noqa: E402
 from autodiff.dual import Dual  # noqa: E402
 from autodiff.jit import COMPILE_AFTER, JitFallbackWarning, jit  # noqa: E402
 from autodiff.ops import logsumexp  # noqa: E402
-from autodiff.tree import tree_map  # noqa: E402
 
 import test_jit as TJ  # noqa: E402
 
@@ -268,6 +267,16 @@ def test_unsupported_program_stays_in_python_and_says_why():
     assert prog.compiled is None and "sort" in prog.note
 
 
+def test_complex_values_stay_in_python():
+    f = lambda a: np.maximum(a * (1 + 2j), 0.5j) * 2.0   # numpy orders complex numbers lexicographically
+    j = jit(f, backend="numba")
+    a = np.random.standard_normal(4)
+    j(a)
+    with pytest.warns(JitFallbackWarning, match="complex"):
+        got = j(a)
+    np.testing.assert_array_equal(got, f(a))
+
+
 def test_a_compiler_bug_falls_back_to_the_replay_and_says_so(monkeypatch):
     from autodiff.backend import numba_jit
 
@@ -365,12 +374,7 @@ def _sweep(every):
 
 
 def _sweep_case(c):
-    args = c.args()
-    rng = np.random.default_rng(0)
-    u = tree_map(lambda o: rng.standard_normal(np.shape(o)), vjp(c.f, *args)[0])
-    pullback = lambda *a: vjp(c.f, *a)[1](u)
-    duals = tuple(dual(a, rng.standard_normal((2,) + np.shape(a))) if isinstance(a, np.ndarray) else a
-                  for a in args)
+    args, pullback, duals = TJ.sweep_inputs(c)
     compiled = 0
     for fn, inputs in [(c.f, args), (pullback, duals)]:
         j = jit(fn, backend="numba")

@@ -247,6 +247,8 @@ class _Compiler:
     # -- analysis -----------------------------------------------------------------------------
     def analyse(self):
         code = self.code
+        if any(m[2] is not None and np.dtype(m[2]).kind == "c" for m in self.meta):
+            raise Unsupported("complex values (the scalar helpers follow numpy for real ones only)")
         self.kinds = [self.classify(ins) for ins in code]
         uses: dict = {}
         user: dict = {}
@@ -398,19 +400,14 @@ class _Compiler:
         off = self.ws.alloc(np.dtype(dtype), n, self.when[i], self.end.get(r, self.when[i]))
         return Strided(_ws_name(dtype), shape, _c_strides(shape), off, dtype, ("ws",))
 
-    def main(self, line: str) -> None:
-        self.flush()
-        self.main_lines.append(line)
-
     def flush(self) -> None:
+        """Emitted loops go into the program; with _KERNELS = "instruction" (a profiling
+        aid) each instruction's loops become a kernel function of the arrays they touch,
+        which can be timed on its own."""
         if _KERNELS == "inline":
             self.main_lines.extend(self.lines)
             self.lines = []
             return
-        """Pending loops (all those between two GEMMs) become a kernel: a numba function of
-        the arrays they touch.  (Loops written inline next to the GEMMs' reshapes do not
-        vectorize: LLVM must then assume the arrays' descriptors may change, and reloads
-        them on every iteration.)"""
         if not self.lines:
             return
         body = "\n".join(self.lines)
@@ -423,6 +420,18 @@ class _Compiler:
     def tmp(self) -> str:
         self.n_tmp += 1
         return f"t{self.n_tmp}"
+
+    def open_loops(self, sizes, ind: str):
+        """Nested loops over ``sizes`` (an axis of length 1 gets index "0" and no loop):
+        the index of each axis, and the indentation inside."""
+        idx = []
+        for m in sizes:
+            v = self.tmp() if m > 1 else "0"
+            idx.append(v)
+            if m > 1:
+                self.lines.append(f"{ind}for {v} in range({m}):")
+                ind += "    "
+        return idx, ind
 
     # -- loops -----------------------------------------------------------------------------------
     def loop_assign(self, dst: Strided, src, indent="    ", mask=None):
@@ -440,16 +449,7 @@ class _Compiler:
                 body = f"{indent}    if {mask.elem(i)}:\n{indent}        {dst.elem(i)} = {src.elem(i)}"
             self.lines.append(body)
             return
-        idx = []
-        ind = indent
-        for d, m in enumerate(shape):
-            if m == 1:
-                idx.append("0")
-                continue
-            v = self.tmp()
-            idx.append(v)
-            self.lines.append(f"{ind}for {v} in range({m}):")
-            ind += "    "
+        idx, ind = self.open_loops(shape, indent)
         if mask is not None:
             self.lines.append(f"{ind}if {mask.elem(idx)}:")
             ind += "    "
@@ -666,36 +666,19 @@ class _Compiler:
         res = Strided(dst.base, red_shape, dst.strides if len(dst.shape) == len(red_shape) else
                       [s for d, s in enumerate(dst.strides) if d not in axes], dst.off, dtype, dst.storage)
         if all(d < min(axes) for d in kept):  # reduced axes trailing: accumulate in a register
-            ind = "    "
             idx = [None] * nd
-            for d in kept:
-                v = self.tmp() if src.shape[d] > 1 else "0"
-                idx[d] = v
-                if src.shape[d] > 1:
-                    self.lines.append(f"{ind}for {v} in range({src.shape[d]}):")
-                    ind += "    "
+            outer, ind = self.open_loops([src.shape[d] for d in kept], "    ")
             acc = self.tmp()
             self.lines.append(f"{ind}{acc} = {_literal(init, dtype)}")
-            ind2 = ind
-            for d in axes:
-                v = self.tmp() if src.shape[d] > 1 else "0"
+            inner, ind2 = self.open_loops([src.shape[d] for d in axes], ind)
+            for d, v in zip(kept + list(axes), outer + inner):
                 idx[d] = v
-                if src.shape[d] > 1:
-                    self.lines.append(f"{ind2}for {v} in range({src.shape[d]}):")
-                    ind2 += "    "
             self.lines.append(f"{ind2}{acc} = {_COMBINE[op].format(acc, src.elem(idx))}")
             val = f"{acc} / {_literal(cnt, dtype)}" if mean else acc
             self.lines.append(f"{ind}{res.elem([idx[d] for d in kept])} = {val}")
         else:  # accumulate into the result, in the input's loop order
             self.loop_assign(res, Literal(_literal(init, dtype)))
-            ind = "    "
-            idx = []
-            for d in range(nd):
-                v = self.tmp() if src.shape[d] > 1 else "0"
-                idx.append(v)
-                if src.shape[d] > 1:
-                    self.lines.append(f"{ind}for {v} in range({src.shape[d]}):")
-                    ind += "    "
+            idx, ind = self.open_loops(src.shape, "    ")
             tgt = res.elem([idx[d] for d in kept])
             self.lines.append(f"{ind}{tgt} = {_COMBINE[op].format(tgt, src.elem(idx))}")
             if mean:
@@ -905,13 +888,7 @@ class _Compiler:
         addr, ops, shape = self.address(t, args[1])
         val = self.broadcast(self.operand(args[2], t.dtype), shape)
         ops.append(val)
-        idx, ind = [], "    "
-        for d, m in enumerate(shape):
-            v = self.tmp() if m > 1 else "0"
-            idx.append(v)
-            if m > 1:
-                self.lines.append(f"{ind}for {v} in range({m}):")
-                ind += "    "
+        idx, ind = self.open_loops(shape, "    ")
         a = self.tmp()
         self.lines.append(f"{ind}{a} = {addr.format(*[o.elem(idx) for o in ops[:-1]])}")
         self.lines.append(f"{ind}{t.base}[{a}] = {t.base}[{a}] + {val.elem(idx)}")
@@ -1075,7 +1052,7 @@ def _name(fn) -> str:
 
 # -- on-disk modules and the callable --------------------------------------------------------------
 _HEADER = "import numpy as np\nfrom autodiff.backend._nb_scalar import _max, _min, _fmax, _fmin, _sq, _sign, _where, _select, _exp64, _tanh64, _gemm, _wrap\n"
-_KERNELS = "inline"  # loops: all in the program ("inline"), one kernel per "instruction" or per "gap" between GEMMs
+_KERNELS = "inline"  # loops: all in the program ("inline"), or a kernel per "instruction" (for profiling)
 _FLAGS = "nogil=True, cache=True, error_model='numpy', boundscheck=False"
 
 
