@@ -1,4 +1,4 @@
-"""The command line: ``python -m hyperopt {tune,hd,compare,plan}``.
+"""The command line: ``python -m hyperopt {tune,hd,compare,plan,reproduce}``.
 
 ``tune`` (the default) tunes hyperparameters with whole-run hypergradients,
 on embedded digits unless told otherwise; ``hd`` runs one online method
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="python -m hyperopt",
                  description="Hypergradient-based hyperparameter optimization on embedded data "
                              "or your own. Without a subcommand: tune.")
-    sub = ap.add_subparsers(dest="command", parser_class=_Parser, metavar="{tune,hd,compare,plan}")
+    sub = ap.add_subparsers(dest="command", parser_class=_Parser, metavar="{tune,hd,compare,plan,reproduce}")
     fmt = argparse.RawDescriptionHelpFormatter
 
     t = sub.add_parser("tune", help="tune hyperparameters with whole-run hypergradients",
@@ -284,6 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bytes (default: half of this machine's memory)")
     _add_output_options(p, "runs/plan")
     p.set_defaults(lr=None, momentum=None, seed=0, no_progress=True, no_jit=False)
+
+    from .reproduce import ASSETS, PAGE, PAPERS
+    r = sub.add_parser("reproduce", help="run the seed papers' claims, published figures beside "
+                                         "ours",
+                       description=_wrap(
+                           "Run each paper's qualitative claims on embedded data, scaled down to "
+                           "this machine (minutes per paper; --quick: seconds), and print per "
+                           "claim the published figure and its source, ours, the pass criterion "
+                           f"and PASS/FAIL. Writes {PAGE} to --out and each paper's CSV and PNG "
+                           f"to --out/{ASSETS}/. Papers: hd (Baydin et al., hypergradient "
+                           "descent), towers (Chandra et al., hyperoptimizer stacks), marthe "
+                           "(Donini et al., RTHO/MARTHE), radam (Liu et al., RAdam), hybrid "
+                           "(forward-over-reverse hypergradients). Exit code 0 when the papers "
+                           "ran, failed claims included; 1 if a paper raised an error."))
+    r.add_argument("targets", nargs="+", choices=PAPERS + ("all",), metavar="PAPER",
+                   help=f"one or more of {', '.join(PAPERS)}, or all")
+    r.add_argument("--quick", action="store_true",
+                   help="seconds per paper (the test-suite scale), not the full run")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_output_options(r, "reproductions")
     return ap
 
 
@@ -295,6 +315,8 @@ def _custom(args) -> bool:
 
 def _check_model_options(args) -> None:
     """Options that do not apply to the chosen model or data."""
+    if not hasattr(args, "model"):   # reproduce: no model options
+        return
     cmd, m = args.command, args.model
     if args.hidden is not None and m not in HIDDEN_MODELS:
         why = ("is built by its factory" if _custom(args) else "has no hidden layer size to set")
@@ -923,7 +945,19 @@ def cmd_plan(args) -> int:
     return 0
 
 
-COMMANDS = {"tune": cmd_tune, "hd": cmd_hd, "compare": cmd_compare, "plan": cmd_plan}
+def cmd_reproduce(args) -> int:
+    from . import reproduce
+    out = _out_dir(args.out)
+    targets = list(dict.fromkeys(args.targets))
+    command = "python -m hyperopt reproduce " + " ".join(targets) + \
+        (" --quick" if args.quick else "") + f" --out {args.out}"
+    results = reproduce.run(targets, quick=args.quick, out_dir=out,
+                            progress=not args.no_progress, command=command)
+    return 1 if any(isinstance(r, str) and r.startswith("error") for r in results.values()) else 0
+
+
+COMMANDS = {"tune": cmd_tune, "hd": cmd_hd, "compare": cmd_compare, "plan": cmd_plan,
+            "reproduce": cmd_reproduce}
 
 
 def _one_line(s: str) -> str:

@@ -41,3 +41,4 @@ class Report(NamedTuple):
     csv: str              # path written
     png: str              # path written
     settings: str         # one paragraph: the scaled-down settings and why
+    extra: str = ""       # optional markdown shown under the claims table (e.g. a results grid)
