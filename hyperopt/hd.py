@@ -79,7 +79,8 @@ import numpy as np
 
 from autodiff.tree import tree_flatten, tree_map, tree_structure, tree_unflatten
 
-from .optim import _ZeroDenominator, check_denominator, flatten_matching
+from .optim import (_ZeroDenominator, check_denominator, descend, flatten_matching,
+                    l2_gradient, sgd_direction)
 
 __all__ = ["LearningRateWarning", "SGDHDState", "AdamHDState", "sgdhd_init", "sgdhd_update",
            "adamhd_init", "adamhd_update", "SGDHD", "SGDNHD", "AdamHD"]
@@ -224,26 +225,24 @@ def sgdhd_update(params: Pytree, grads: Pytree, state: SGDHDState, *, hypergrad_
     """
     p_leaves, g_leaves, treedef = flatten_matching(params, grads)
     if weight_decay != 0:
-        g_leaves = [g + weight_decay * p for p, g in zip(p_leaves, g_leaves)]
+        g_leaves = [l2_gradient(g, p, weight_decay) for p, g in zip(p_leaves, g_leaves)]
     d_prev = tree_flatten(state.direction)[0]
     lr, h = _hd_lr(state.lr, g_leaves, d_prev, hypergrad_lr=hypergrad_lr,
                    hypergrad_mode=hypergrad_mode, hypergrad_clip=hypergrad_clip,
                    hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid_lr=on_invalid_lr,
                    stacklevel=_stacklevel + 1)
+    t = state.count + 1
     buf = state.momentum_buffer
-    if momentum != 0:
-        if buf is None:
-            v = list(g_leaves)
-        else:
-            v = [momentum * b + (1.0 - dampening) * g
-                 for b, g in zip(tree_flatten(buf)[0], g_leaves)]
-        buf = tree_unflatten(treedef, v)
-        d = [g + momentum * b for g, b in zip(g_leaves, v)] if nesterov else v
+    if momentum != 0:  # optim.SGD's direction; no buffer is kept while momentum is 0
+        bufs = [None] * len(g_leaves) if buf is None else tree_flatten(buf)[0]
+        d, v = zip(*[sgd_direction(g, b, momentum, dampening, nesterov, t)
+                     for g, b in zip(g_leaves, bufs)]) if g_leaves else ((), ())
+        d, buf = list(d), tree_unflatten(treedef, list(v))
     else:
         d = g_leaves
-    new_params = tree_unflatten(treedef, [p - lr * di for p, di in zip(p_leaves, d)])
+    new_params = tree_unflatten(treedef, [descend(p, lr, di) for p, di in zip(p_leaves, d)])
     return new_params, SGDHDState(lr=lr, hypergrad=h, direction=tree_unflatten(treedef, d),
-                                  momentum_buffer=buf, count=state.count + 1)
+                                  momentum_buffer=buf, count=t)
 
 
 def adamhd_init(params: Pytree, lr: float) -> AdamHDState:

@@ -68,7 +68,8 @@ from autodiff.tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
            "SGDState", "AdamState", "RAdamState", "RMSpropState", "AdagradState",
-           "select", "safe_sqrt", "to_dtype", "keep_dtype", "CONSTRAINTS"]
+           "select", "safe_sqrt", "to_dtype", "keep_dtype", "l2_gradient", "sgd_direction",
+           "adam_moments", "adam_direction", "descend", "CONSTRAINTS"]
 
 CONSTRAINTS = ("positive", "nonnegative", "unit", "unit_closed_open", None)
 
@@ -352,6 +353,66 @@ def _same(a, b) -> bool:
         return False
 
 
+# -- the update rules, one parameter leaf at a time ----------------------------------
+#
+# An update is a direction d (with the buffers it keeps) and a step ``p - lr * d``.
+# The classes below and the hypergradient-descent optimizers of `hyperopt.hd`
+# (whose hypergradient is ``-g · d_prev``) build their updates from these.
+
+def l2_gradient(g, p, weight_decay):
+    """The gradient of the loss plus the coupled L2 term: ``g + weight_decay * p``."""
+    return g + weight_decay * p
+
+
+def descend(p, lr, d):
+    """The step: ``p - lr * d``."""
+    return p - lr * d
+
+
+def sgd_direction(g, buf, momentum, dampening, nesterov: bool, t):
+    """torch.optim.SGD's direction and momentum buffer at step ``t`` (1-based):
+    ``(d, new_buf)``.
+
+    ``b_t = momentum * b_{t-1} + (1 - dampening) * g``, with ``b_1 = g`` (no
+    dampening on the first step, as in torch): a zero buffer at t = 1 gives
+    that, and so does ``buf=None`` (a buffer that does not exist yet, torch's
+    own representation), which returns ``g`` itself as the new buffer.
+    ``d = g + momentum * b_t`` (Nesterov) or ``b_t``; with ``momentum == 0`` and
+    ``dampening != 0``, ``d = g``.
+    """
+    if buf is None:
+        buf = g
+    else:
+        # the buffer starts at 0, so at t == 1 this is g (no dampening), as in torch
+        buf = momentum * buf + keep_dtype(1 - dampening * (t > 1), g) * g
+    use_buf = (stop_gradient(momentum) != 0) | (stop_gradient(dampening) == 0)
+    d = select(use_buf, lambda: buf, lambda: g)
+    if nesterov:
+        d = g + momentum * d
+    return d, buf
+
+
+def adam_moments(g, m, v, beta1, beta2):
+    """Adam's raw (not bias-corrected) moment estimates after the gradient ``g``:
+    ``(beta1 m + (1 - beta1) g,  beta2 v + (1 - beta2) g²)``."""
+    return beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * (g * g)
+
+
+def adam_direction(m, v, beta1, beta2, eps, t):
+    """torch.optim.Adam's direction at step ``t`` (1-based) and its first-moment
+    bias correction: ``(d, c)`` with ``d = m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``
+    and ``c = 1 - beta1^t``; the step is ``p - (lr / c) * d``.
+
+    eps is added to the bias-corrected ``sqrt(v_hat)``; the square root is
+    `safe_sqrt`.  A denominator entry that is exactly 0 (``eps <= 0`` on a zero
+    second moment) raises `_ZeroDenominator` (`check_denominator`).
+    """
+    bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+    denom = safe_sqrt(v) / keep_dtype(bc2 ** 0.5, v) + eps
+    check_denominator(denom, eps)
+    return m / denom, bc1
+
+
 # -- SGD ---------------------------------------------------------------------------
 
 class SGDState(NamedTuple):
@@ -397,15 +458,10 @@ class SGD(Optimizer):
                           "nesterov": nesterov, "weight_decay": weight_decay}, optimizer)
 
     def _leaf(self, p, g, bufs, h, t):
-        lr, mom, damp = h["lr"], h["momentum"], h["dampening"]
-        g = g + h["weight_decay"] * p
-        # the buffer starts at 0, so at t == 1 this is g (no dampening), as in torch
-        buf = mom * bufs["momentum_buffer"] + keep_dtype(1 - damp * (t > 1), g) * g
-        use_buf = (stop_gradient(mom) != 0) | (stop_gradient(damp) == 0)
-        d = select(use_buf, lambda: buf, lambda: g)
-        if self.nesterov:
-            d = g + mom * d
-        return p - lr * d, {"momentum_buffer": buf}
+        g = l2_gradient(g, p, h["weight_decay"])
+        d, buf = sgd_direction(g, bufs["momentum_buffer"], h["momentum"], h["dampening"],
+                               self.nesterov, t)
+        return descend(p, h["lr"], d), {"momentum_buffer": buf}
 
 
 # -- Adam / AdamW ----------------------------------------------------------------
@@ -456,16 +512,13 @@ class Adam(Optimizer):
         if self._decoupled:
             p = p * (1 - lr * wd)
         else:
-            g = g + wd * p
-        m = b1 * bufs["exp_avg"] + (1 - b1) * g
-        v = b2 * bufs["exp_avg_sq"] + (1 - b2) * (g * g)
+            g = l2_gradient(g, p, wd)
+        m, v = adam_moments(g, bufs["exp_avg"], bufs["exp_avg_sq"], b1, b2)
         out = {"exp_avg": m, "exp_avg_sq": v}
         if self.amsgrad:
             v = out["max_exp_avg_sq"] = np.maximum(bufs["max_exp_avg_sq"], v)
-        bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-        denom = safe_sqrt(v) / keep_dtype(bc2 ** 0.5, v) + h["eps"]
-        check_denominator(denom, h["eps"])
-        return p - keep_dtype(lr / bc1, p) * (m / denom), out
+        d, bc1 = adam_direction(m, v, b1, b2, h["eps"], t)
+        return descend(p, keep_dtype(lr / bc1, p), d), out
 
 
 class AdamW(Adam):
@@ -539,8 +592,7 @@ class RAdam(Optimizer):
 
     def _leaf(self, p, g, bufs, h, t):
         lr, b1, b2, eps = h["lr"], h["beta1"], h["beta2"], h["eps"]
-        m = b1 * bufs["exp_avg"] + (1 - b1) * g
-        v = b2 * bufs["exp_avg_sq"] + (1 - b2) * (g * g)
+        m, v = adam_moments(g, bufs["exp_avg"], bufs["exp_avg_sq"], b1, b2)
         bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
         rho_inf = 2 / (1 - b2) - 1
         rho_t = rho_inf - 2 * t * b2 ** t / bc2
@@ -612,7 +664,7 @@ class RMSprop(Optimizer):
 
     def _leaf(self, p, g, bufs, h, t):
         alpha = h["alpha"]
-        g = g + h["weight_decay"] * p
+        g = l2_gradient(g, p, h["weight_decay"])
         v = alpha * bufs["square_avg"] + (1 - alpha) * (g * g)
         out = {"square_avg": v}
         if self.centered:
@@ -666,7 +718,7 @@ class Adagrad(Optimizer):
         super().__init__(hp, dict(hp), optimizer)
 
     def _leaf(self, p, g, bufs, h, t):
-        g = g + h["weight_decay"] * p
+        g = l2_gradient(g, p, h["weight_decay"])
         clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
         s = bufs["sum"] + g * g
         denom = safe_sqrt(h["initial_accumulator_value"] + s) + h["eps"]
