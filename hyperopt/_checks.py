@@ -1,11 +1,121 @@
-"""Argument checks shared by hyperopt's modules (numpy only, no autodiff)."""
+"""Argument checks shared by hyperopt's modules.
+
+* `check_range`: every number a constructor or a function takes (a Python
+  number, an array, a `Dual`, a pytree of them) is checked by it, so a bad
+  value raises the same ValueError, naming the argument, everywhere;
+* `check_choice`: a setting that is one of a few strings;
+* `float_dtype`, `scalar_loss`: dtypes and loss values;
+* `renamed` and `renamed_kwargs`: an argument, attribute or value that has a
+  new name keeps working under the old one, with a DeprecationWarning the
+  first time it is used.
+"""
 from __future__ import annotations
 
+import functools
+import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["float_dtype", "scalar_loss"]
+from autodiff import stop_gradient
+from autodiff.tree import tree_leaves
+
+__all__ = ["check_range", "check_choice", "float_dtype", "scalar_loss", "renamed",
+           "renamed_kwargs"]
+
+
+def _is_tree(value) -> bool:
+    """A per-parameter hyperparameter is given as a container (dict, list, tuple)."""
+    return isinstance(value, (dict, list, tuple))
+
+
+def _fmt(x) -> str:
+    """A hyperparameter for messages and repr: numbers as Python numbers, Duals by their primal."""
+    if _is_tree(x):
+        return repr(x)
+    x = stop_gradient(x)
+    if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0:
+        return repr(x.item())
+    return repr(x)
+
+
+def _is_real_number(x) -> bool:
+    return not isinstance(x, (bool, np.bool_)) and isinstance(
+        x, (int, float, np.integer, np.floating))
+
+
+def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf,
+                lo_open: bool = False, hi_open: bool = True, *, finite: bool = True,
+                scalar: bool = False):
+    """Raise ValueError naming ``name`` unless every leaf of ``value`` is a real
+    number (or an array or `Dual` of them) in the interval from ``lo`` to
+    ``hi`` (``lo_open`` / ``hi_open`` exclude the ends) and finite (nan is
+    never accepted; ``finite=False`` lets ±inf through to the range test).
+
+    ``scalar=True`` accepts only a single real number (a Python or numpy int
+    or float, not a bool, an array or a container) and returns it as a Python
+    float; otherwise ``value`` is returned unchanged.
+    """
+    if scalar and not _is_real_number(value):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    for leaf in tree_leaves(value):
+        try:
+            x = np.asarray(stop_gradient(leaf), dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a real number, got {_fmt(value)}") from None
+        if np.any(np.isnan(x)) or (finite and not np.all(np.isfinite(x))):
+            raise ValueError(f"{name} must be finite, got {_fmt(value)}")
+        bad_lo = np.any(x <= lo) if lo_open else np.any(x < lo)
+        bad_hi = np.any(x >= hi) if hi_open else np.any(x > hi)
+        if bad_lo or bad_hi:
+            if hi == math.inf:
+                what = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            else:
+                what = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise ValueError(f"{name} must be {what}, got {_fmt(value)}")
+    return float(value) if scalar else value
+
+
+def check_choice(name: str, value, choices: tuple):
+    """Raise ValueError naming ``name`` unless ``value`` is one of ``choices``; returns it."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+# -- renamed arguments ---------------------------------------------------------------
+
+_warned: set = set()
+
+
+def renamed(old: str, new: str, where: str, stacklevel: int = 2) -> None:
+    """Say, once per process for each ``(where, old)``, that ``old`` is now ``new``
+    (a DeprecationWarning pointing ``stacklevel`` frames above the caller)."""
+    if (where, old) in _warned:
+        return
+    _warned.add((where, old))
+    warnings.warn(f"{where}: {old} is deprecated, use {new} (same meaning)",
+                  DeprecationWarning, stacklevel=stacklevel + 1)
+
+
+def renamed_kwargs(**renames: str):
+    """Decorator: each keyword ``old=`` of ``renames`` (``old="new"``) still works as
+    ``new=``, with `renamed`'s warning; giving both raises TypeError."""
+    def wrap(fn):
+        where = fn.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{where}: got both {new}= and its old name {old}=")
+                    renamed(f"{old}=", f"{new}=", where, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+        return inner
+    return wrap
 
 
 def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:

@@ -79,6 +79,7 @@ import numpy as np
 
 from autodiff.tree import tree_flatten, tree_map, tree_structure, tree_unflatten
 
+from ._checks import check_choice, check_range
 from .optim import (_ZeroDenominator, check_denominator, descend, flatten_matching,
                     l2_gradient, sgd_direction)
 
@@ -297,59 +298,43 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
 # argument checks
 # ----------------------------------------------------------------------------
 
-def _number(name: str, x, *, lo=None, hi=None, lo_open=False, hi_open=False, finite=True) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise ValueError(f"invalid {name}: {x!r} (expected a real number)")
-    x = float(x)
-    if math.isnan(x) or (finite and math.isinf(x)):
-        raise ValueError(f"invalid {name}: {x!r} (must be finite)")
-    if lo is not None and (x < lo or (lo_open and x == lo)):
-        raise ValueError(f"invalid {name}: {x!r} (must be {'>' if lo_open else '>='} {lo})")
-    if hi is not None and (x > hi or (hi_open and x == hi)):
-        raise ValueError(f"invalid {name}: {x!r} (must be {'<' if hi_open else '<='} {hi})")
-    return x
-
-
 def _check_group(group: dict, adam: bool) -> None:
     """Validate (and normalize, in place) the hyperparameters of a param group."""
-    mode = group["hypergrad_mode"]
-    if mode not in _MODES:
-        raise ValueError(f"invalid hypergrad_mode: {mode!r} (expected one of {_MODES})")
-    if group["on_invalid_lr"] not in _ON_INVALID:
-        raise ValueError(f"invalid on_invalid_lr: {group['on_invalid_lr']!r} "
-                         f"(expected one of {_ON_INVALID})")
-    group["lr"] = _number("lr", group["lr"], lo=0.0)
-    group["hypergrad_lr"] = _number("hypergrad_lr", group["hypergrad_lr"], lo=0.0,
-                                    hi=1.0 if mode == "multiplicative" else None,
-                                    hi_open=mode == "multiplicative")
-    group["weight_decay"] = _number("weight_decay", group["weight_decay"], lo=0.0)
-    group["hypergrad_eps"] = _number("hypergrad_eps", group["hypergrad_eps"], lo=0.0)
+    mode = check_choice("hypergrad_mode", group["hypergrad_mode"], _MODES)
+    check_choice("on_invalid_lr", group["on_invalid_lr"], _ON_INVALID)
+    group["lr"] = check_range("lr", group["lr"], scalar=True)
+    mult = mode == "multiplicative"
+    group["hypergrad_lr"] = check_range("hypergrad_lr", group["hypergrad_lr"],
+                                        hi=1.0 if mult else math.inf, scalar=True)
+    group["weight_decay"] = check_range("weight_decay", group["weight_decay"], scalar=True)
+    group["hypergrad_eps"] = check_range("hypergrad_eps", group["hypergrad_eps"], scalar=True)
     if group["hypergrad_clip"] is not None:
-        group["hypergrad_clip"] = _number("hypergrad_clip", group["hypergrad_clip"], lo=0.0,
-                                          lo_open=True)
+        group["hypergrad_clip"] = check_range("hypergrad_clip", group["hypergrad_clip"],
+                                              lo_open=True, scalar=True)
     bounds = group["lr_bounds"]
     if bounds is not None:
         if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-            raise ValueError(f"invalid lr_bounds: {bounds!r} (expected a pair (lo, hi))")
-        lo = _number("lr_bounds", bounds[0], lo=0.0)
-        hi = _number("lr_bounds", bounds[1], lo=lo, finite=False)
+            raise ValueError(f"lr_bounds must be a pair (lo, hi), got {bounds!r}")
+        lo = check_range("lr_bounds", bounds[0], scalar=True)
+        hi = check_range("lr_bounds", bounds[1], lo=lo, hi_open=False, finite=False, scalar=True)
         group["lr_bounds"] = (lo, hi)
     if adam:
-        group["eps"] = _number("eps", group["eps"], lo=0.0)
+        group["eps"] = check_range("eps", group["eps"], scalar=True)
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"invalid betas: {betas!r} (expected a pair (beta1, beta2))")
-        group["betas"] = tuple(_number("betas", b, lo=0.0, hi=1.0, hi_open=True) for b in betas)
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(check_range("betas", b, hi=1.0, scalar=True) for b in betas)
     else:
-        group["momentum"] = _number("momentum", group["momentum"], lo=0.0)
-        group["dampening"] = _number("dampening", group["dampening"], lo=0.0, hi=1.0)
+        group["momentum"] = check_range("momentum", group["momentum"], scalar=True)
+        group["dampening"] = check_range("dampening", group["dampening"], hi=1.0, hi_open=False,
+                                         scalar=True)
         group["nesterov"] = bool(group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires momentum > 0 and dampening = 0 "
                              f"(got momentum={group['momentum']}, dampening={group['dampening']})")
     stuck_at_zero = bounds is None or group["lr_bounds"][0] == 0
-    if mode == "multiplicative" and group["lr"] == 0 and stuck_at_zero:
-        raise ValueError("invalid lr: 0.0 with hypergrad_mode='multiplicative' would stay 0 "
+    if mult and group["lr"] == 0 and stuck_at_zero:
+        raise ValueError("lr must be > 0 with hypergrad_mode='multiplicative': 0.0 would stay 0 "
                          "forever (use the additive mode, a positive lr, or lr_bounds with lo > 0)")
 
 

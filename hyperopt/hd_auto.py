@@ -56,7 +56,8 @@ from typing import Any
 
 from autodiff.tree import tree_flatten, tree_map
 
-from .optim import SGD, Optimizer, check_range
+from ._checks import check_choice, check_range
+from .optim import SGD, Optimizer
 from .towers import SPACES, TowerSpec, _Stateful, describe  # noqa: F401  (describe: re-export)
 
 __all__ = ["HD", "hd_init"]
@@ -90,8 +91,7 @@ def hd_init(optimizer: Optimizer, params, *, hypergrad_lr, hyperparams=("lr",),
     if optimizer.optimizer is not None:
         raise ValueError(f"{optimizer!r} already has a hyper-optimizer; HD uses SGD(hypergrad_lr) "
                          "as its own. For a stack of optimizers use hyperopt.towers.Tower")
-    if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    check_choice("space", space, SPACES)
     # the names and the initial values, to size the hyper-level's step sizes
     probe = TowerSpec([optimizer, SGD(0.0)], [hyperparams], space, [per_parameter], on_invalid)
     beta = _hypergrad_lr(hypergrad_lr, probe.names[0])

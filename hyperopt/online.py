@@ -47,6 +47,7 @@ from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
+from ._checks import check_choice, check_range
 from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array, _scalarize_h
 from .hypergrad import flat_hypergrad, unflatten_like
 
@@ -91,17 +92,18 @@ class Online:
         for k in self.wrt:
             if setup.constraints.get(k, "missing") == "missing":
                 raise ValueError(f"{k!r} is not a continuous hyperparameter of this setup")
-        if not (mu == "adaptive" or (isinstance(mu, (int, float)) and 0.0 <= mu <= 1.0)):
+        if isinstance(mu, str) and mu != "adaptive":
             raise ValueError(f"mu must be in [0, 1] or 'adaptive', got {mu!r}")
+        if mu != "adaptive":
+            check_range("mu", mu, hi=1.0, hi_open=False, scalar=True)
         for name, v in (("hyper_lr", hyper_lr), ("alpha", alpha), ("floor", floor)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+            check_range(name, v, scalar=True)
         if not isinstance(delta, (int, np.integer)) or delta < 1:
             raise ValueError(f"delta must be a positive integer, got {delta!r}")
-        if space not in ("log", "natural"):
-            raise ValueError(f"space must be 'log' or 'natural', got {space!r}")
-        if max_hypergrad_norm is not None and not max_hypergrad_norm > 0:
-            raise ValueError(f"max_hypergrad_norm must be positive, got {max_hypergrad_norm!r}")
+        check_choice("space", space, ("log", "natural"))
+        if max_hypergrad_norm is not None:
+            check_range("max_hypergrad_norm", max_hypergrad_norm, lo_open=True, finite=False,
+                        scalar=True)
         self.adaptive_mu = mu == "adaptive"
         self.mu = 0.0 if self.adaptive_mu else float(mu)
         self.c = 0.0

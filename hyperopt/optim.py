@@ -58,13 +58,14 @@ such runs after each step).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from autodiff import stop_gradient
 from autodiff.tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
+
+from ._checks import _fmt, _is_tree, check_range
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
            "SGDState", "AdamState", "RAdamState", "RMSpropState", "AdagradState",
@@ -186,11 +187,6 @@ def check_denominator(denom, eps, where=None) -> None:
         raise _ZeroDenominator(_fmt(eps))
 
 
-def _is_tree(value) -> bool:
-    """A per-parameter hyperparameter is given as a container (dict, list, tuple)."""
-    return isinstance(value, (dict, list, tuple))
-
-
 def _leaves_as(tree, treedef: TreeDef, what: str) -> list:
     leaves, td = tree_flatten(tree)
     if td != treedef:
@@ -202,34 +198,6 @@ def _per_leaf(value, treedef: TreeDef, name: str) -> list:
     if _is_tree(value):
         return _leaves_as(value, treedef, f"hyperparameter {name!r}")
     return [value] * treedef.n_leaves
-
-
-def _fmt(x) -> str:
-    """A hyperparameter for messages and repr: numbers as Python numbers, Duals by their primal."""
-    if _is_tree(x):
-        return repr(x)
-    x = stop_gradient(x)
-    if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0:
-        return repr(x.item())
-    return repr(x)
-
-
-def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf,
-                lo_open: bool = False, hi_open: bool = True) -> None:
-    """Raise ValueError naming ``name`` unless every leaf of ``value`` is finite
-    and in the interval (``lo_open`` / ``hi_open`` exclude the ends)."""
-    for leaf in tree_leaves(value):
-        x = np.asarray(stop_gradient(leaf), dtype=float)
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name} must be finite, got {_fmt(value)}")
-        bad_lo = np.any(x <= lo) if lo_open else np.any(x < lo)
-        bad_hi = np.any(x >= hi) if hi_open else np.any(x > hi)
-        if bad_lo or bad_hi:
-            if hi == math.inf:
-                what = f"> {lo:g}" if lo_open else f">= {lo:g}"
-            else:
-                what = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-            raise ValueError(f"{name} must be {what}, got {_fmt(value)}")
 
 
 def _check_betas(betas) -> tuple:

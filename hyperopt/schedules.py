@@ -39,7 +39,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .optim import Optimizer, _is_tree, check_range, keep_dtype, select
+from ._checks import _is_tree, check_range
+from .optim import Optimizer, keep_dtype, select
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineWarmRestarts", "LinearWarmup",
            "Sequential", "Chain", "chain", "scheduled", "Scheduled", "ScheduledState"]

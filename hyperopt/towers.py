@@ -91,15 +91,14 @@ from autodiff.dual import Dual, ForwardTrace
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
-from ._checks import scalar_loss
-from .hd import LearningRateWarning
-from .optim import Optimizer, _fmt, check_range, flatten_matching
+from ._checks import _fmt, check_choice, check_range, scalar_loss
+from .hd import _ON_INVALID, LearningRateWarning
+from .optim import Optimizer, flatten_matching
 
 __all__ = ["Tower", "TowerSpec", "TowerState", "HyperparameterWarning", "describe", "stack_levels",
            "default_hyperparams", "tower_init", "tower_update"]
 
 SPACES = ("raw", "unconstrained")
-_ON_INVALID = ("warn", "raise", "ignore")
 _MAX_HEIGHT = 1000
 
 
@@ -312,10 +311,8 @@ class TowerSpec:
         levels = stack_levels(stack) if isinstance(stack, Optimizer) else list(stack)
         if not levels or not all(isinstance(o, Optimizer) for o in levels):
             raise TypeError("a tower is built from Optimizers of hyperopt.optim")
-        if space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
-        if on_invalid not in _ON_INVALID:
-            raise ValueError(f"on_invalid must be one of {_ON_INVALID}, got {on_invalid!r}")
+        check_choice("space", space, SPACES)
+        check_choice("on_invalid", on_invalid, _ON_INVALID)
         self.levels = levels
         self.space = space
         self.on_invalid = on_invalid

@@ -539,7 +539,7 @@ def test_bad_input_raises_value_error_naming_the_argument(cls, kw, name):
 
 
 def test_bad_input_in_a_param_group():
-    with pytest.raises(ValueError, match=r"invalid lr\b"):
+    with pytest.raises(ValueError, match=r"\blr must be >= 0\b"):
         SGDHD([{"params": [np.zeros(2)]}, {"params": [np.zeros(1)], "lr": -1.0}])
     with pytest.raises(ValueError, match="unknown"):
         SGDHD([{"params": [np.zeros(2)], "learning_rate": 0.1}])
