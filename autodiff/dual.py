@@ -25,20 +25,25 @@ class ForwardTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
-        primals, tangents, weak = [], [], False
+        primals, tangents, weak, boxed = [], [], False, False
         for a in args:
             if type(a) is Dual and a._trace is self:
-                primals.append(a.primal)
+                p = a.primal
+                primals.append(p)
                 tangents.append(a.tangents)
-                weak = weak or is_weak(a.primal)
+                if type(p) is not np.ndarray:
+                    weak = weak or is_weak(p)
+                    boxed = boxed or isinstance(p, Box)
             else:
                 primals.append(a)
                 tangents.append(None)
+                boxed = boxed or isinstance(a, Box)
         if prim.fused is not None and not params:  # a backend kernel, when it applies
             r = prim.fused(primals, tangents)
             if r is not None:
                 return Dual(r[0], r[1], self)
-        ans = prim(*primals, **params)
+        # plain primals: the implementation itself (the primitive's dispatch would find no box)
+        ans = prim(*primals, **params) if boxed or prim.nondiff else prim.impl(*primals, **params)
         if not prim.complex:
             refuse_complex(prim, ans, primals)
         out = keep_weak(ans, primals) if weak else ans  # see core.is_weak

@@ -204,7 +204,7 @@ def defelementwise(prim, *partials):
         if guard:
             d = d.partial
 
-        def jvp(t, ans, *args):
+        def jvp(t, ans, *args, _fill=True):
             t = lift(t, len(_shape(ans)))
             if d is ONE:
                 term = t
@@ -214,7 +214,7 @@ def defelementwise(prim, *partials):
                 term = guarded_mul(t, d(ans, *args))
             else:
                 term = t * d(ans, *args)
-            return fill_out(term, ans)
+            return fill_out(term, ans) if _fill else term
 
         def vjp(g, ans, *args):
             if d is ONE:
@@ -232,6 +232,26 @@ def defelementwise(prim, *partials):
     made = [make(i, d) for i, d in enumerate(partials)]
     defjvp(prim, *[m[0] for m in made])
     defvjp(prim, *[m[1] for m in made])
+    if len(partials) > 1:
+        defjvp_all(prim, _joint_jvp(prim.name, [m[0] for m in made]))
+
+
+def _joint_jvp(name, rules):
+    """The jvp of a many-argument elementwise op: the terms of the arguments
+    that carry tangents, summed as they broadcast, filled out to ``(K,) +
+    ans.shape`` once (one `fill_out` instead of one per term)."""
+
+    def jvp(ans, tangents, *args):
+        t = None
+        for i, ti in enumerate(tangents):
+            if ti is not None:
+                rule = rules[i]
+                if rule is None:
+                    raise NotImplementedError(f"no jvp rule for '{name}' with respect to argument {i}")
+                term = rule(ti, ans, *args, _fill=False)
+                t = term if t is None else t + term
+        return None if t is None else fill_out(t, ans)
+    return jvp
 
 
 def constant(x):
