@@ -77,9 +77,10 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from autodiff.tree import tree_flatten, tree_map, tree_structure, tree_unflatten
+from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from ._checks import check_choice, check_range
+from ._state import Stateful, check_like
 from .optim import (_ZeroDenominator, check_denominator, descend, flatten_matching,
                     l2_gradient, sgd_direction)
 
@@ -343,10 +344,6 @@ def _as_float_array(x):
     return a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64)
 
 
-def _copy_tree(tree):
-    return tree_map(lambda x: np.array(x, copy=True), tree)
-
-
 def _is_group_list(params) -> bool:
     return (isinstance(params, (list, tuple)) and len(params) > 0
             and all(isinstance(g, dict) and "params" in g for g in params))
@@ -356,7 +353,7 @@ def _is_group_list(params) -> bool:
 # torch.optim-style shells
 # ----------------------------------------------------------------------------
 
-class _HDOptimizer:
+class _HDOptimizer(Stateful):
     """Shared shell: param groups, ``step``, ``state_dict``."""
 
     _adam = False
@@ -441,56 +438,32 @@ class _HDOptimizer:
         """The last raw hypergradient h_t of the first group (0.0 before a step)."""
         return self.state[0].hypergrad
 
-    def state_dict(self) -> dict:
-        """A copy of everything a resumed run needs, parameters included.
+    # state_dict / load_state_dict (`_state.Stateful`).  Unlike torch, the
+    # optimizer owns the parameters here (``step`` returns them), so they are
+    # part of the state.
+    def _state(self) -> dict:
+        return {"param_groups": [dict(g) for g in self.param_groups],
+                "state": [s._asdict() for s in self.state]}
 
-        Unlike torch, the optimizer owns the parameters here (``step`` returns
-        them), so they are part of the state.  Plain Python and numpy objects
-        only: it pickles.
-        """
-        groups = []
-        for g in self.param_groups:
-            d = dict(g)
-            d["params"] = _copy_tree(g["params"])
-            groups.append(d)
-        states = []
-        for s in self.state:
-            d = s._asdict()
-            for k, v in d.items():
-                if k not in ("lr", "hypergrad", "count"):
-                    d[k] = None if v is None else _copy_tree(v)
-            states.append(d)
-        return {"optimizer": type(self).__name__, "param_groups": groups, "state": states}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a `state_dict`: parameters, learning rates, hyperparameters, state.
-
-        The parameters in the dict must have the structure and shapes of this
-        optimizer's groups.  The next steps then reproduce the saved run exactly.
-        """
-        groups, states = state_dict["param_groups"], state_dict["state"]
+    def _load(self, d: dict) -> None:
+        """The parameters in ``d`` must have the structure and shapes of this
+        optimizer's groups."""
+        groups, states = d["param_groups"], d["state"]
         if len(groups) != len(self.param_groups) or len(states) != len(groups):
             raise ValueError(f"the state dict has {len(groups)} param groups, this optimizer "
                              f"has {len(self.param_groups)}")
         state_cls = type(self.state[0])
         new_groups, new_states = [], []
         for mine, g, s in zip(self.param_groups, groups, states):
-            if tree_structure(g["params"]) != tree_structure(mine["params"]) or any(
-                    np.shape(a) != np.shape(b) for a, b in
-                    zip(tree_flatten(g["params"])[0], tree_flatten(mine["params"])[0])):
-                raise ValueError("the state dict's parameters do not match this optimizer's")
+            check_like(g["params"], mine["params"], "parameters")
             unknown = set(g) - set(self.defaults) - {"params"}
             if unknown:
                 raise ValueError(f"unknown hyperparameters in the state dict: {sorted(unknown)}")
-            full = dict(g)
-            full["params"] = _copy_tree(g["params"])
-            _check_group(full, self._adam)
+            _check_group(g, self._adam)
             if set(s) != set(state_cls._fields):
                 raise ValueError(f"the state dict's state is not a {state_cls.__name__}")
-            fields = {k: (v if k in ("lr", "hypergrad", "count") or v is None else _copy_tree(v))
-                      for k, v in s.items()}
-            new_groups.append(full)
-            new_states.append(state_cls(**fields))
+            new_groups.append(g)
+            new_states.append(state_cls(**s))
         self.param_groups, self.state = new_groups, new_states
 
     def __repr__(self) -> str:

@@ -78,7 +78,6 @@ Training
 """
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from typing import Any, NamedTuple, Sequence
@@ -92,6 +91,7 @@ from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
 from ._checks import _fmt, check_choice, check_range, scalar_loss
+from ._state import Stateful, check_like
 from .hd import _ON_INVALID, LearningRateWarning
 from .optim import Optimizer, flatten_matching
 
@@ -505,11 +505,7 @@ def tower_update(spec: TowerSpec, grads, state: TowerState) -> TowerState:
 
 # -- the stateful shell ---------------------------------------------------------------
 
-def _copy(tree):
-    return tree_map(lambda x: np.array(x, copy=True) if isinstance(x, np.ndarray) else x, tree)
-
-
-class _Stateful:
+class _Stateful(Stateful):
     """Shared by `Tower` and `hd_auto.HD`: state, params, hparams, state_dict."""
 
     spec: TowerSpec
@@ -535,38 +531,26 @@ class _Stateful:
     def count(self) -> int:
         return self.state.count
 
-    def state_dict(self) -> dict:
-        """A deep copy of everything the next steps depend on (plain Python / numpy: it pickles)."""
+    # state_dict / load_state_dict (`_state.Stateful`)
+    def _state(self) -> dict:
         s = self.state
-        return {"kind": type(self).__name__, "describe": describe(self),
-                "space": self.spec.space, "names": self.spec.names,
-                "params": _copy(s.params), "hparams": copy.deepcopy(s.hparams),
-                "opt_states": tuple(_copy(x) for x in s.opt_states),
-                "tangents": None if s.tangents is None else
-                [None if t is None else np.array(t, copy=True) for t in s.tangents],
-                "hypergrad": np.array(s.hypergrad, copy=True), "count": int(s.count)}
+        return {"describe": describe(self), "space": self.spec.space, "names": self.spec.names,
+                "params": s.params, "hparams": s.hparams, "opt_states": s.opt_states,
+                "tangents": s.tangents, "hypergrad": s.hypergrad, "count": int(s.count)}
 
-    def load_state_dict(self, d: dict) -> None:
-        """Restore a `state_dict` of a tower with the same levels, names, space and
-        parameter structure; the following steps then repeat the saved run exactly."""
+    def _load(self, d: dict) -> None:
+        """``d`` must be the state of a tower with the same levels, names, space and
+        parameter structure."""
         if d.get("describe") != describe(self) or tuple(d.get("names", ())) != self.spec.names \
                 or d.get("space") != self.spec.space:
             raise ValueError(f"the state dict is for {d.get('describe')!r} tuning "
                              f"{d.get('names')} in the {d.get('space')!r} space; this is "
                              f"{describe(self)!r} tuning {self.spec.names} in the "
                              f"{self.spec.space!r} space")
-        for a, b in ((d["params"], self.state.params), (d["hparams"], self.state.hparams)):
-            la, ta = tree_flatten(a)
-            lb, tb = tree_flatten(b)
-            if ta != tb or any(np.shape(x) != np.shape(y) for x, y in zip(la, lb)):
-                raise ValueError("the state dict's parameters or hyperparameters do not match "
-                                 "this one's structure")
-        tangents = d["tangents"]
-        self.state = TowerState(_copy(d["params"]), copy.deepcopy(d["hparams"]),
-                                tuple(_copy(x) for x in d["opt_states"]),
-                                None if tangents is None else
-                                [None if t is None else np.array(t, copy=True) for t in tangents],
-                                np.array(d["hypergrad"], copy=True), int(d["count"]))
+        check_like(d["params"], self.state.params, "parameters")
+        check_like(d["hparams"], self.state.hparams, "hyperparameters")
+        self.state = TowerState(d["params"], d["hparams"], tuple(d["opt_states"]), d["tangents"],
+                                d["hypergrad"], int(d["count"]))
 
 
 def _scalar_loss_fn(loss_fn):
