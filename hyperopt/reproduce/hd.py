@@ -339,7 +339,7 @@ def run(quick: bool = False, out_dir: str = "reproductions", progress: bool = Tr
              "|---|" + "---|" * (len(table_a0) + 1)]
     for row in rows:
         lines.append(f"| {row[0]} | " + " | ".join(_fmt(c) for c in row[1:]) +
-                     f" | {PUBLISHED_EPOCH10[row[0]]} |")
+                     f" | {PUBLISHED_EPOCH10[row[0]]:.4f} |")
     lines += ["", f"The published column is the authors' MNIST logistic regression (10 epochs of "
               f"batch 128, α0 = 1e-3), the training loss averaged over epoch 10, from the last "
               f"row of their result files ({REPO}, results/logreg/). The poster's "
