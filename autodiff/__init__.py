@@ -5,7 +5,6 @@ User functions are plain numpy.  `grad`, `vjp` and `jacrev` record a tape;
 and running the tape on Duals (`hvp`, `jvp` of a loop that calls `grad`) gives
 forward derivatives through whole training runs in flat memory.
 """
-from . import core as _core  # noqa: F401  (first: it loads the numpy vocabulary)
 from . import rules as _rules  # noqa: F401  (attaches the derivative rules)
 from .backend import engine as _engine_kernels
 from .api import grad, hvp, jacfwd, jacrev, jvp, value_and_grad, vjp

@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 
 from . import primitives as _P
+from .arraybox import ArrayBox
 from .core import (Box, Trace, as_rule_arg, dtype_of, is_complex, is_weak, keep_weak, match_dtype, primal_value,
                    refuse_complex)
 
@@ -187,7 +188,7 @@ def _shares(t, tangents) -> bool:
 DEFAULT_TAG = ForwardTrace(level=0)
 
 
-class Dual(Box):
+class Dual(ArrayBox):
     """A primal value with K tangent directions, belonging to one forward trace."""
 
     __slots__ = ("primal", "tangents", "_shared", "_base", "_views", "__weakref__")

@@ -15,6 +15,7 @@ import weakref
 import numpy as np
 
 from . import primitives as P
+from .arraybox import ArrayBox
 from .core import (Box, Trace, as_rule_arg, is_complex, is_weak, keep_weak, match_dtype, primal_value,
                    refuse_complex)
 
@@ -137,7 +138,7 @@ class ReverseTrace(Trace):
         return cts
 
 
-class Var(Box):
+class Var(ArrayBox):
     """A value recorded on a tape."""
 
     __slots__ = ("value", "_node", "_view", "_views", "__weakref__")

@@ -356,7 +356,7 @@ class _Compiler:
     # -- operands -----------------------------------------------------------------------------
     def operand(self, x, dtype):
         """The descriptor of an argument: a slot, a Python number or a constant array."""
-        from ..jit import Rec
+        from ..record import Rec
         if type(x) is Rec:
             return self.desc[x.slot]
         if isinstance(x, (bool, int, float, np.bool_, np.integer, np.floating)):
@@ -541,7 +541,7 @@ class _Compiler:
     def compute_dtype(self, args, out_dtype):
         """The dtype Python numbers meet in an operation: the arrays' common dtype (a
         comparison's result is bool, its operands are not)."""
-        from ..jit import Rec
+        from ..record import Rec
         arrays = [self.meta[a.slot][2] for a in args if type(a) is Rec]
         arrays += [a.dtype for a in args if isinstance(a, np.ndarray)]
         return np.result_type(*arrays) if arrays else out_dtype
@@ -578,7 +578,7 @@ class _Compiler:
 
     def view(self, i, kind, fn, target, args, kwargs, src=None):
         """A view op, computed by numpy on an array of element indices."""
-        from ..jit import Rec, _concrete
+        from ..record import Rec, _concrete
         if src is None:
             src = self.desc[target.slot] if kind == "method" else self.operand(args[0], None)
         rest = args if kind == "method" else args[1:]
@@ -629,7 +629,7 @@ class _Compiler:
         return dst
 
     def reduce(self, i, kind, fn, target, args, kwargs, shape, dtype):
-        from ..jit import _concrete
+        from ..record import _concrete
         if kind == "method":
             src, rest, name = self.desc[target.slot], args, fn
             u = _REDUCE_METHOD.get(fn)
@@ -795,7 +795,7 @@ class _Compiler:
         """numpy's integer-array indexing ``src[idx]`` with leading index arrays (program
         values or constants) and full slices after them: (template of the element's address
         in src's base array, its operands, the result's shape)."""
-        from ..jit import Rec
+        from ..record import Rec
         idx = idx if type(idx) is tuple else (idx,)
         arrays = []
         for j, v in enumerate(idx):
@@ -836,7 +836,7 @@ class _Compiler:
 
     def concat(self, i, fn, args, kwargs, shape, dtype):
         """np.concatenate / np.stack: each piece copied into its slice of the result."""
-        from ..jit import _concrete
+        from ..record import _concrete
         if set(kwargs) - {"axis"} or len(args) > 2 or not isinstance(args[0], (list, tuple)):
             raise Unsupported(f"{_name(fn)} with out=, dtype= or casting=")
         axis = _concrete(args[1] if len(args) > 1 else kwargs.get("axis", 0))
@@ -864,7 +864,7 @@ class _Compiler:
         return dst
 
     def take_along_axis(self, args, kwargs, shape, dtype):
-        from ..jit import _concrete
+        from ..record import _concrete
         kw = dict(zip(("arr", "indices", "axis"), args), **kwargs)
         src, ids, axis = self.operand(kw["arr"], None), self.operand(kw["indices"], None), _concrete(kw.get("axis"))
         if not isinstance(src, Strided) or axis is None or not isinstance(axis, int) or ids.dtype.kind not in "iu":
@@ -894,7 +894,7 @@ class _Compiler:
         self.lines.append(f"{ind}{t.base}[{a}] = {t.base}[{a}] + {val.elem(idx)}")
 
     def setitem(self, target, idx, value):
-        from ..jit import Rec, _concrete
+        from ..record import Rec, _concrete
         t = self.desc[target.slot]
         if not isinstance(t, Strided) or t.storage[0] not in ("ws", "fresh"):
             raise Unsupported("a write into an input, a constant or a fused value")
@@ -1040,13 +1040,13 @@ def _flatten_args(x) -> list:
 
 
 def _slots(ins) -> list:
-    from ..jit import _slots_in
+    from ..record import _slots_in
     kind, fn, target, args, kwargs, out = ins
     return _slots_in((target, args, kwargs), [])
 
 
 def _name(fn) -> str:
-    from ..jit import _fn_name
+    from ..record import _fn_name
     return _fn_name(fn) if callable(fn) else f".{fn}()"
 
 

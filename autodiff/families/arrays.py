@@ -27,9 +27,10 @@ from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .. import ops
 from .. import primitives as P
-from ..core import Box, primal_value
+from ..core import Box, is_complex, primal_value
 from ..primitives import primitive
 from ..rules.base import ONE, constant, defelementwise
+from .complex import conj
 
 _arrayish = ops._arrayish
 _NO_VALUE = np._NoValue
@@ -436,7 +437,10 @@ def convolve(a, v, mode="full"):
 
 
 def correlate(a, v, mode="valid"):
-    """np.correlate(a, v) = np.convolve(a, v[::-1]) in every mode (real values)."""
+    """np.correlate(a, v) = np.convolve(a, conj(v)[::-1]) in every mode (numpy
+    conjugates the second argument; a real one is taken as it is)."""
+    if is_complex(v):
+        v = conj(v)
     a, v = _vectors(a, v, "correlate")
     mode = _mode(mode)
     if v.shape[0] > a.shape[0]:  # slide rev(a) over rev(v); numpy centres 'same' one place later

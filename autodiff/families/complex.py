@@ -69,14 +69,6 @@ def angle(z, deg=False):
     return a * (180.0 / np.pi) if deg else a
 
 
-def correlate(a, v, mode="valid"):
-    """np.correlate conjugates its second argument (the arrays family's
-    correlate is the real case)."""
-    from .arrays import correlate as real_correlate
-    return real_correlate(a, conj(v), mode)
-
-
 UFUNCS = {np.conjugate: conj}
 
-# (this family loads after "arrays", so its np.correlate takes over)
-FUNCTIONS = {np.real: real, np.imag: imag, np.angle: angle, np.correlate: correlate}
+FUNCTIONS = {np.real: real, np.imag: imag, np.angle: angle}
