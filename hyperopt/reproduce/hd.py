@@ -275,7 +275,8 @@ def run(quick: bool = False, out_dir: str = "reproductions", progress: bool = Tr
     losers = []
     for hd, base in BASE.items():
         for a in table_a0:
-            s_hd, s_b = _steps_to(task.run(hd, a), THRESHOLD), _steps_to(task.run(base, a), THRESHOLD)
+            s_hd = _steps_to(task.run(hd, a), THRESHOLD)
+            s_b = _steps_to(task.run(base, a), THRESHOLD)
             cells += 1
             if s_hd is not None and (s_b is None or s_hd <= s_b) or (s_hd is None and s_b is None):
                 wins += 1

@@ -90,7 +90,7 @@ def _step_checks(n_steps: int = 10, lr: float = 0.1, seed: int = 0) -> dict:
         state, p = opt.init(p0), p0
         m = np.zeros(50)
         v = np.zeros(50)
-        first, sgd_like_ok, frozen_ok, rect_rel = None, True, True, None
+        first, rect_rel = None, None
         for t in range(1, n_steps + 1):
             g = grads[t - 1]["w"]
             m = b1 * m + (1 - b1) * g
@@ -197,7 +197,8 @@ def run(quick: bool = False, out_dir: str = "reproductions", progress: bool = Tr
         f"rectify when ρ_t > 4 (→ step {t_paper} for β2=0.999); the authors' code: ρ_t ≥ 5 "
         f"(→ step {t_code})",
         f"Algorithm 2; {REPO} radam/radam.py",
-        f"first step that is not −lr·m̂_t: step {first} (ρ_{first} = {float(rho(first, b2)):.4f},"
+        f"first step that is not −lr·m̂_t: step {first} "
+        f"(ρ_{first} = {float(rho(first, b2)):.4f},"
         f" ρ_{first - 1} = {float(rho(first - 1, b2)):.4f})" if first else "never",
         f"= step {t_code}, the first with ρ_t ≥ 5 (hyperopt.optim.RAdam follows the code)",
         first == t_code, exact=True, quick_ok=True))
