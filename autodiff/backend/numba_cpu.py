@@ -19,33 +19,26 @@ API (both return new arrays unless ``out``/``out_t`` are given)::
 
 Kernels are compiled lazily (first call per dtype) with ``cache=True``,
 ``fastmath=False`` and ``error_model='numpy'`` (a division by zero gives inf or
-nan, as in numpy, instead of raising).  Numbers below are from
-``benchmarks/kernels.py`` on a 2-vCPU Xeon (AVX-512, ~15 GB/s per core).
+nan, as in numpy, instead of raising).
 
-* Unary ops, two strategies.  numba has no SVML here (the pip build of
-  llvmlite is compiled without it), so inside a numba loop exp/tanh/... are
-  scalar libm calls, 3-10x slower than numpy's AVX-512 SIMD ufuncs.
-  "hybrid" therefore lets numpy compute ``y = f(x)`` (one SIMD pass, no
+* Unary ops, two strategies.  The pip build of llvmlite has no SVML, so inside
+  a numba loop exp/tanh/... are scalar libm calls, slower than numpy's SIMD
+  ufuncs.  "hybrid" lets numpy compute ``y = f(x)`` (one SIMD pass, no
   temporary) and one numba pass computes ``f'`` from ``(x, y)`` with plain
-  arithmetic, for all K tangents; "fused" does everything in one numba pass
-  and wins where f is an instruction (sqrt, abs) or where numpy has no SIMD
+  arithmetic, for all K tangents; "fused" does everything in one numba pass,
+  for ops where f is an instruction (sqrt, abs) or where numpy has no SIMD
   version either (sin, cos in float64).  `UNARY_STRATEGY` holds the measured
-  choice per op and dtype.  At 1e6 elements: tanh 1.6-1.9x, arcsin 1.8-2.4x,
-  log 1.3-2.0x, sqrt 1.3-2.2x, abs 1.5-2.3x, sin/cos (float64) 1.5-1.6x,
-  exp 0.9-1.9x; at 128x128 0.9-1.7x, where numba's ~3 us dispatch counts.
+  choice per op and dtype (benchmarks/kernels.py; BENCHMARKS.md, Kernels).
 * The ops are memory-bound and the tangent stream (read t, write ty: 2K
   arrays) is the same either way; the kernels only remove f'(x)'s
-  temporaries.  neg and exp have none (neg keeps the numpy path); sinh/cosh
-  (and sin/cos in float32) need a second transcendental for f', which numpy computes with
-  SIMD and numba only with scalar libm, so they keep the numpy path too.
-* mul/div with both tangents: 2.7-3.7x.
+  temporaries.  neg and exp have none, and sinh/cosh (and sin/cos in float32)
+  need a second transcendental for f', so they keep the numpy path.
 * Loops are blocked (512 elements): ``f'`` of a block goes into an L1 buffer,
   then one vectorized loop per tangent direction, over block views indexed
   from 0 (see the note at the unary kernels).
-* ``parallel=True`` is not used: on 1e6 elements, K=4 (tanh), it gives 1.71x
-  for the fused kernel and 1.30x for the tangent pass on an idle machine, but
-  1.05x / 1.21x with a neighbour process on the other vCPU, and the engine's
-  arrays (~1e4 elements) cannot amortize the thread wake-ups.
+* ``parallel=True`` is not used: the engine's arrays (~1e4 elements) cannot
+  amortize the thread wake-ups, and a neighbour process on the other core
+  takes most of its gain at 1e6 elements.
 """
 from __future__ import annotations
 
