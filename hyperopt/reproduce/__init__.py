@@ -152,14 +152,31 @@ def _default_command(papers, quick, out_dir) -> str:
 
 # -- the page -----------------------------------------------------------------------
 
-def _git_commit() -> Optional[str]:
+def _git(*args) -> Optional[str]:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _git_commit() -> Optional[str]:
+    """``git rev-parse --short HEAD`` (markdown code), and how many files of the code
+    (autodiff/, hyperopt/, benchmarks/) differ from it, so that a page run from a
+    modified tree says so; None outside a repository."""
+    head = (_git("rev-parse", "--short", "HEAD") or "").strip()
+    if not head:
+        return None
+    top = (_git("rev-parse", "--show-toplevel") or "").strip()
+    status = _git("-C", top, "status", "--porcelain", "--", "autodiff", "hyperopt",
+                  "benchmarks") if top else None
+    changed = [line for line in (status or "").splitlines() if line.strip()]
+    if changed:
+        return (f"`{head}` plus uncommitted changes to {len(changed)} file"
+                f"{'s' if len(changed) != 1 else ''} of the code (autodiff/, hyperopt/, "
+                "benchmarks/)")
+    return f"`{head}`"
 
 
 def _machine() -> str:
@@ -203,14 +220,15 @@ def write_page(reports, path: str, command: str, *, quick: bool = False,
     `run` returns, or a list of Reports) to ``path``; returns the text.
 
     The header names the command, the date, the commit (``git rev-parse --short
-    HEAD``, when there is a repository) and the machine; each paper gets its
+    HEAD``, when there is a repository, and whether the code differs from it) and
+    the machine; each paper gets its
     title, the settings paragraph, the claims table, the plot and a link to the
     CSV (paths relative to the page)."""
     if not isinstance(reports, dict):
         reports = {r.paper: r for r in reports}
     seconds = seconds or {}
     date = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = _git_commit() if commit == "auto" else commit
+    commit = _git_commit() if commit == "auto" else (f"`{commit}`" if commit else None)
     machine = machine or _machine()
     here = os.path.dirname(os.path.abspath(path))
     done = [r for r in reports.values() if not isinstance(r, str)]
@@ -224,7 +242,7 @@ def write_page(reports, path: str, command: str, *, quick: bool = False,
            f"* command: `{command}`" + (" (quick mode: seconds per paper, not the full run)"
                                          if quick else ""),
            f"* date: {date}",
-           f"* commit: `{commit}`" if commit else "* commit: (not in a git repository)",
+           f"* commit: {commit}" if commit else "* commit: (not in a git repository)",
            f"* machine: {machine}",
            f"* result: {n_pass}/{n_claims} claims pass in {len(done)} "
            f"paper{'s' if len(done) != 1 else ''}", ""]
