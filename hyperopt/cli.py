@@ -231,6 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same settings required) up to "
                         "--hyper-iters in total")
+    t.add_argument("--population", type=_positive_int, default=None, metavar="N",
+                   help="run N tuning runs (members) instead of one; each checkpoints to "
+                        "--out/members, and population.csv (a member column), population.png "
+                        "and a summary are written (default: one run)")
+    t.add_argument("--vary", default=None, choices=("lr", "seed", "both"),
+                   help="with --population: what differs between members: lr (initial learning "
+                        "rates on a log grid from --lr/10 to --lr*10; the default), seed (seeds "
+                        "--seed, --seed+1, ...: batches and initialization) or both")
+    t.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+                   help="with --population: run the members on a Dask LocalCluster of W worker "
+                        "processes on this machine (default: one by one in this process)")
+    t.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --population: run the members on the running Dask cluster whose "
+                        "scheduler is at ADDRESS (tcp://host:8786); --out must be a folder the "
+                        "workers share")
     _add_output_options(t, "runs/tune")
 
     h = sub.add_parser("hd", help="one training run with an online hypergradient method",
@@ -340,6 +355,17 @@ def _resolve_tune(args) -> None:
         _fail("tune", f"--chunk-size applies to --mode forward only, not --mode {args.mode}"
                       + (" (the planner picks the chunk size)" if args.mode == "auto" else
                          " (one tape: no tangent directions to chunk)"))
+    if args.population is None:
+        for opt, given in (("--workers", args.workers), ("--scheduler", args.scheduler),
+                           ("--vary", args.vary)):
+            if given is not None:
+                _fail("tune", f"{opt} applies to --population N only" + (
+                    " (what differs between the members)" if opt == "--vary" else
+                    " (the members run as Dask tasks); one tuning run uses this process"))
+    elif args.workers is not None and args.scheduler is not None:
+        _fail("tune", "give --workers (a LocalCluster on this machine) or --scheduler (a "
+                      "running cluster), not both")
+    args.vary = args.vary or "lr"
 
 
 def _resolve_hd(args) -> None:
@@ -662,6 +688,9 @@ def cmd_tune(args) -> int:
     if args.chunk_size is not None and args.chunk_size > len(names):
         _fail("tune", f"--chunk-size {args.chunk_size} is more than the {len(names)} tangent "
                       f"direction(s) tuned ({', '.join(names)}): it would change nothing")
+    if args.population is not None:
+        from .population import tune_population
+        return tune_population(args, setup, names, start)
     out = _out_dir(args.out)
     tuner = Tuner(setup, start, names, hyper_optimizer=Adam(lr=args.hyper_lr), mode=args.mode,
                   chunk_size=args.chunk_size, iterations=args.hyper_iters)

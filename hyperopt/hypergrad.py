@@ -564,13 +564,18 @@ def val_loss_of(setup: Setup, h: dict, **train_kw):
 
 def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: str = "forward",
                   chunk_size: int | None = None, progress: bool = False,
-                  memory_budget: float | None = None) -> Hypergradient:
+                  memory_budget: float | None = None, client=None) -> Hypergradient:
     """d(validation loss after ``setup``'s run)/d(hyperparameters ``wrt``).
 
     ``hparams`` gives the values (missing ones take the setup's defaults);
     ``wrt`` the names to differentiate (default: every name in ``hparams``).
     A value may be a pytree of arrays (one lr per layer): its K entries are K
     directions.
+
+    ``client`` (a ``distributed.Client``, forward mode only) sends each chunk of
+    ``chunk_size`` directions to a Dask worker (default: one chunk per worker)
+    and checks that every chunk's validation loss agrees bit for bit
+    (`hyperopt.distributed`).
     """
     h = setup.resolve(hparams)
     names = list(hparams or {}) if wrt is None else ([wrt] if isinstance(wrt, str) else list(wrt))
@@ -594,11 +599,17 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
             mode = "forward"
     if mode not in ("forward", "reverse"):
         raise ValueError(f"mode must be 'forward', 'reverse' or 'auto', got {mode!r}")
+    if client is not None and mode != "forward":
+        raise ValueError(f"client= sends chunks of tangent directions to workers: it needs "
+                         f"mode='forward', got mode={mode!r}")
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
     t0 = time.perf_counter()
-    if mode == "forward":
+    if mode == "forward" and client is not None:
+        from .distributed import forward_chunks
+        value, flat, acc = forward_chunks(client, setup, h, u, names, chunk_size)
+    elif mode == "forward":
         value, flat, acc = _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress)
     else:
         value, flat, acc = _reverse(setup, h, u, leaves, treedef, progress)
@@ -628,24 +639,31 @@ def _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress):
     chunk = K if chunk_size is None else min(chunk_size, K)
     flat = np.zeros(K)
     value = acc = None
-    offsets = np.cumsum([0] + sizes)
     for c0 in range(0, K, chunk):
         c1 = min(c0 + chunk, K)
-        duals = []
-        for x, o, n in zip(leaves, offsets[:-1], sizes):
-            x = np.asarray(x)
-            tan = np.zeros((c1 - c0, n), dtype=x.dtype)
-            for j in range(max(o, c0), min(o + n, c1)):  # direction j seeds entry j - o
-                tan[j - c0, j - o] = 1.0
-            duals.append(dual(x, tan.reshape((c1 - c0,) + x.shape)))
-        hd = {**h, **_from_u(setup, tree_unflatten(treedef, duals))}
-        loss, acc = val_loss_of(setup, hd, progress=progress)
-        if isinstance(loss, Dual):
-            value = float(primal_value(loss.primal))
-            flat[c0:c1] = np.asarray(primal_value(loss.tangents)).reshape(c1 - c0)
-        else:  # the loss does not depend on these hyperparameters
-            value = float(primal_value(loss))
+        value, flat[c0:c1], acc = _forward_chunk(setup, h, leaves, treedef, sizes, c0, c1,
+                                                 progress)
     return value, flat, acc
+
+
+def _forward_chunk(setup, h, leaves, treedef, sizes, c0, c1, progress=False):
+    """One forward pass carrying directions ``c0 .. c1-1`` of the K: ``(validation
+    loss, its c1 - c0 tangents, validation accuracy)``.  (`hyperopt.distributed`
+    runs one such pass per task.)"""
+    offsets = np.cumsum([0] + sizes)
+    duals = []
+    for x, o, n in zip(leaves, offsets[:-1], sizes):
+        x = np.asarray(x)
+        tan = np.zeros((c1 - c0, n), dtype=x.dtype)
+        for j in range(max(o, c0), min(o + n, c1)):  # direction j seeds entry j - o
+            tan[j - c0, j - o] = 1.0
+        duals.append(dual(x, tan.reshape((c1 - c0,) + x.shape)))
+    hd = {**h, **_from_u(setup, tree_unflatten(treedef, duals))}
+    loss, acc = val_loss_of(setup, hd, progress=progress)
+    if isinstance(loss, Dual):
+        return (float(primal_value(loss.primal)),
+                np.asarray(primal_value(loss.tangents)).reshape(c1 - c0), acc)
+    return float(primal_value(loss)), np.zeros(c1 - c0), acc  # the loss does not depend on them
 
 
 def _reverse(setup, h, u, leaves, treedef, progress):

@@ -103,6 +103,13 @@ CASES = [
     ("tune", [], ["--chunk-size", "3"], "refused"),          # more than K = 2
     ("tune", ["--mode", "reverse"], ["--chunk-size", "1"], "refused"),
     ("tune", ["--mode", "auto"], ["--chunk-size", "1"], "refused"),
+    ("tune", [], ["--population", "2"], "results"),
+    ("tune", [], ["--population", "0"], "refused"),
+    ("tune", ["--population", "2"], ["--vary", "seed"], "results"),
+    ("tune", [], ["--vary", "seed"], "refused"),              # without --population
+    ("tune", [], ["--workers", "2"], "refused"),              # without --population
+    ("tune", [], ["--scheduler", "tcp://127.0.0.1:8786"], "refused"),
+    # --population with --workers / --scheduler: tests/test_distributed.py
     # --resume: test_resume_is_honoured below
     # -- hd
     ("hd", [], ["--model", "logreg"], "results"),
