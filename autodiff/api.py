@@ -266,19 +266,12 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None
                 else:
                     slots.append(None)
         k = max(1, min(chunk_size or n_total, n_total))
+        seeded = [x for n, (leaves, _) in enumerate(flat) if n in nums for x in leaves]
         chunks = []
         for start in range(0, n_total, k):
             stop = min(start + k, n_total)
-            t_leaves = []
-            for slot in slots:
-                if slot is None or not (slot[0] < stop and start < slot[0] + slot[1]):
-                    t_leaves.append(None)
-                    continue
-                off, size, shape, dtype = slot
-                lo, hi = max(start, off), min(stop, off + size)
-                t = np.zeros((stop - start, size), dtype=dtype)
-                t[np.arange(lo, hi) - start, np.arange(lo, hi) - off] = 1
-                t_leaves.append(t.reshape((stop - start,) + shape))
+            seeds = iter(basis_tangents(seeded, start, stop, sparse=True))
+            t_leaves = [None if slot is None else next(seeds) for slot in slots]
             trace = ForwardTrace()
             out_leaves, out_def = tree_flatten(_forward(f, args, t_leaves, trace))
             chunks.append([_complex_like(o.tangents, o.primal) if type(o) is Dual and o._trace is trace else
@@ -301,6 +294,45 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | None
         return tree_unflatten(out_def, per_out)
 
     return jac_f
+
+
+def basis_tangents(tree, start: int = 0, stop: int | None = None, *, offset: int = 0,
+                   sparse: bool = False):
+    """One-hot tangent directions over the entries of a pytree, for forward mode.
+
+    The entries of ``tree``'s leaves are numbered ``offset, offset + 1, ...``,
+    leaf by leaf in flattening order, each leaf in C order.  Direction ``d``, for
+    ``start <= d < stop``, is 1 at entry ``d`` and 0 everywhere else.  The result
+    is a pytree like ``tree`` whose leaves have shape ``(stop - start,) +
+    leaf.shape`` and the leaf's float dtype (float64 for Python numbers), ready
+    for `dual` or `jvp`; ``stop`` defaults to the last entry plus one.  With
+    ``sparse=True`` a leaf with no entry among the directions gets None (a
+    constant) instead of zeros.
+
+    >>> basis_tangents({"lr": 0.1, "w": np.zeros(2)})["w"]   # directions 1 and 2
+    array([[0., 0.],
+           [1., 0.],
+           [0., 1.]])
+    """
+    leaves, treedef = tree_flatten(tree)
+    shapes = [np.shape(primal_value(x)) for x in leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    stop = offset + sum(sizes) if stop is None else stop
+    if not 0 <= start <= stop:
+        raise ValueError(f"basis_tangents: need 0 <= start <= stop, got start={start}, stop={stop}")
+    out, off = [], offset
+    for x, shape, size in zip(leaves, shapes, sizes):
+        lo, hi = max(start, off), min(stop, off + size)
+        if sparse and lo >= hi:
+            out.append(None)
+        else:
+            dtype = np.result_type(primal_value(x))
+            t = np.zeros((stop - start, size), dtype=dtype if dtype.kind in "fc" else np.float64)
+            if lo < hi:
+                t[np.arange(lo, hi) - start, np.arange(lo, hi) - off] = 1
+            out.append(t.reshape((stop - start,) + shape))
+        off += size
+    return tree_unflatten(treedef, out)
 
 
 def jacrev(f: Callable, argnums: int | Sequence[int] = 0, holomorphic: bool = False) -> Callable:

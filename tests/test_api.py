@@ -714,3 +714,54 @@ def test_stack_mixes_python_numbers_and_boxes():
     f = lambda x: np.sum(np.stack([1.0, x, 2.0 * x]) ** 2)
     check_grads(f, (np.float64(0.7),), order=2)
     assert grad(f)(0.7) == pytest.approx(2 * 0.7 + 8 * 0.7)
+
+
+# -- basis_tangents ----------------------------------------------------------------------------------
+def _stacked(t_tree, n):
+    """The tangents of a basis_tangents tree as an (n directions, entries) matrix."""
+    from autodiff.tree import tree_leaves
+    return np.concatenate([np.reshape(t, (n, -1)) for t in tree_leaves(t_tree)], axis=1)
+
+
+def test_basis_tangents_is_the_identity_over_the_entries():
+    from autodiff import basis_tangents
+    tree = {"a": np.zeros((2, 3), np.float32), "b": [0.5, np.ones(4)], "c": None}
+    t = basis_tangents(tree)
+    assert t["a"].shape == (11, 2, 3) and t["a"].dtype == np.float32
+    assert np.shape(t["b"][0]) == (11,) and t["b"][0].dtype == np.float64 and t["c"] is None
+    assert np.array_equal(_stacked(t, 11), np.eye(11))
+
+
+def test_basis_tangents_chunks_tile_the_identity():
+    from autodiff import basis_tangents
+    rng = np.random.default_rng(3)
+    tree = [rng.standard_normal(s) for s in [(3,), (), (2, 2), (5,)]]
+    parts = [_stacked(basis_tangents(tree, lo, min(lo + 4, 13)), min(lo + 4, 13) - lo) for lo in range(0, 13, 4)]
+    assert np.array_equal(np.concatenate(parts, axis=0), np.eye(13))
+
+
+def test_basis_tangents_sparse_and_offset():
+    from autodiff import basis_tangents
+    tree = [np.zeros(3), np.zeros(2)]
+    t = basis_tangents(tree, 3, 5, sparse=True)
+    assert t[0] is None and np.array_equal(t[1], np.eye(2))
+    # entries numbered from 2: direction 2 is entry 0 of the first leaf, in a space of 6 directions
+    t = basis_tangents(tree, 0, 6, offset=2)
+    assert np.array_equal(np.concatenate([t[0], t[1]], axis=1), np.eye(6, 5, k=-2))
+
+
+def test_basis_tangents_seed_duals_to_the_jacobian():
+    from autodiff import basis_tangents, dual, jacfwd
+    rng = np.random.default_rng(4)
+    w, b = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    f = lambda w, b: np.tanh(np.ones(3) @ w + b) ** 2
+    tw, tb = basis_tangents((w, b))
+    y = f(dual(w, tw), dual(b, tb))
+    jw, jb = jacfwd(f, argnums=(0, 1))(w, b)
+    assert np.array_equal(y.tangents.T, np.concatenate([jw.reshape(2, 6), jb], axis=1))
+
+
+def test_basis_tangents_bad_range():
+    from autodiff import basis_tangents
+    with pytest.raises(ValueError, match="start <= stop"):
+        basis_tangents([np.zeros(2)], 3, 1)
