@@ -5,14 +5,17 @@
   value raises the same ValueError, naming the argument, everywhere;
 * `check_choice`: a setting that is one of a few strings;
 * `float_dtype`, `scalar_loss`: dtypes and loss values;
-* `renamed` and `renamed_kwargs`: an argument, attribute or value that has a
-  new name keeps working under the old one, with a DeprecationWarning the
-  first time it is used.
+* `renamed`, `renamed_kwargs` and `renamed_attribute`: an argument, attribute
+  or value that has a new name keeps working under the old one, with a
+  DeprecationWarning the first time it is used.
 """
 from __future__ import annotations
 
 import functools
 import math
+import operator
+import os
+import sys
 import warnings
 from typing import Any
 
@@ -22,7 +25,7 @@ from autodiff import stop_gradient
 from autodiff.tree import tree_leaves
 
 __all__ = ["check_range", "check_choice", "float_dtype", "scalar_loss", "renamed",
-           "renamed_kwargs"]
+           "renamed_kwargs", "renamed_attribute", "outside_stacklevel"]
 
 
 def _is_tree(value) -> bool:
@@ -84,40 +87,6 @@ def check_choice(name: str, value, choices: tuple):
     return value
 
 
-# -- renamed arguments ---------------------------------------------------------------
-
-_warned: set = set()
-
-
-def renamed(old: str, new: str, where: str, stacklevel: int = 2) -> None:
-    """Say, once per process for each ``(where, old)``, that ``old`` is now ``new``
-    (a DeprecationWarning pointing ``stacklevel`` frames above the caller)."""
-    if (where, old) in _warned:
-        return
-    _warned.add((where, old))
-    warnings.warn(f"{where}: {old} is deprecated, use {new} (same meaning)",
-                  DeprecationWarning, stacklevel=stacklevel + 1)
-
-
-def renamed_kwargs(**renames: str):
-    """Decorator: each keyword ``old=`` of ``renames`` (``old="new"``) still works as
-    ``new=``, with `renamed`'s warning; giving both raises TypeError."""
-    def wrap(fn):
-        where = fn.__qualname__.replace(".__init__", "")
-
-        @functools.wraps(fn)
-        def inner(*args, **kwargs):
-            for old, new in renames.items():
-                if old in kwargs:
-                    if new in kwargs:
-                        raise TypeError(f"{where}: got both {new}= and its old name {old}=")
-                    renamed(f"{old}=", f"{new}=", where, stacklevel=2)
-                    kwargs[new] = kwargs.pop(old)
-            return fn(*args, **kwargs)
-        return inner
-    return wrap
-
-
 def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     """``dtype`` as an ``np.dtype`` if it is float32 or float64; otherwise a
     ValueError naming ``what``.  ``None`` means float64, as in numpy.
@@ -150,3 +119,59 @@ def scalar_loss(value, what: str = "model.loss"):
         raise ValueError(f"{what} must return a scalar (one element), got shape {shape}; "
                          "reduce it with np.mean")
     return value if shape == () else np.reshape(value, ())
+
+
+# -- renamed arguments ---------------------------------------------------------------
+
+_warned: set = set()
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` with which a warning issued by the caller of this
+    function points at the first frame outside hyperopt: the user's line,
+    however many of hyperopt's functions lie in between."""
+    f, level = sys._getframe(1), 1
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE):
+        f, level = f.f_back, level + 1
+    return level
+
+
+def renamed(old: str, new: str, where: str) -> None:
+    """Say, once per process for each ``(where, old)``, that ``old`` is now ``new``
+    (a DeprecationWarning pointing at the user's line)."""
+    if (where, old) in _warned:
+        return
+    _warned.add((where, old))
+    warnings.warn(f"{where}: {old} is deprecated, use {new} (same meaning)",
+                  DeprecationWarning, stacklevel=outside_stacklevel())
+
+
+def renamed_kwargs(**renames: str):
+    """Decorator: each keyword ``old=`` of ``renames`` (``old="new"``) still works as
+    ``new=``, with `renamed`'s warning; giving both raises TypeError."""
+    def wrap(fn):
+        where = fn.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{where}: got both {new}= and its old name {old}=")
+                    renamed(f"{old}=", f"{new}=", where)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+        return inner
+    return wrap
+
+
+def renamed_attribute(old: str, new: str) -> property:
+    """A read-only property ``old`` that returns the attribute ``new`` (a dotted
+    path such as ``"state.step"`` works), with `renamed`'s warning."""
+    get_new = operator.attrgetter(new)
+
+    def get(self):
+        renamed(old, new, type(self).__name__)
+        return get_new(self)
+    return property(get, doc=f"Deprecated name of ``{new}``.")

@@ -60,7 +60,7 @@ Differences from the reference implementations of the paper
   in Adam-HD's direction: it raises FloatingPointError naming eps, and
   nothing changes, instead of silently making the parameters nan.
 * An α that becomes negative or non-finite raises a `LearningRateWarning`
-  (``on_invalid_lr="warn"``, the default; the step still uses that α), a
+  (``on_invalid="warn"``, the default; the step still uses that α), a
   ValueError (``"raise"``; the optimizer is left as it was before the step),
   or nothing (``"ignore"``).  The check runs after clipping and bounds.
 
@@ -68,6 +68,14 @@ The pure functions ``sgdhd_init`` / ``sgdhd_update`` and ``adamhd_init`` /
 ``adamhd_update`` take and return NamedTuple states; `SGDHD`, `SGDNHD` and
 `AdamHD` are torch.optim-style stateful shells over them.  Every step runs in
 the dtype of the parameters (float32 stays float32); α and h are Python floats.
+The SGD directions and momentum buffer are `hyperopt.optim`'s
+(`optim.sgd_direction`, `optim.l2_gradient`, the step `optim.descend`), the
+same code as `optim.SGD`; this module adds only ``h_t`` and the update of α.
+
+Names shared with `hd_auto.HD`, `towers.Tower` and `online`: ``hypergrad_lr``
+is β, ``on_invalid`` says what an invalid α does, and the step counter of
+every state is ``step``.  The older spellings ``on_invalid_lr=`` (also as a
+param-group key) and ``state.count`` still work, with a DeprecationWarning.
 """
 from __future__ import annotations
 
@@ -79,7 +87,8 @@ import numpy as np
 
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
-from ._checks import check_choice, check_range
+from ._checks import (check_choice, check_range, outside_stacklevel, renamed, renamed_attribute,
+                      renamed_kwargs)
 from ._state import Stateful, check_like
 from .optim import (_ZeroDenominator, check_denominator, descend, flatten_matching,
                     l2_gradient, sgd_direction)
@@ -112,19 +121,21 @@ class SGDHDState(NamedTuple):
                      before the first step).
     momentum_buffer: v_t, a pytree like the parameters, or None until a step
                      with momentum has run.
-    count:           number of steps taken.
+    step:            number of steps taken (``count`` is a deprecated alias).
     """
     lr: Any
     hypergrad: Any
     direction: Pytree
     momentum_buffer: Optional[Pytree]
-    count: int
+    step: int
+
+    count = renamed_attribute("count", "step")
 
 
 class AdamHDState(NamedTuple):
     """State of Adam-HD for one parameter group.
 
-    lr, hypergrad, direction, count: as in `SGDHDState`; here
+    lr, hypergrad, direction, step: as in `SGDHDState`; here
     d_t = m̂_t / (√v̂_t + ε).
     exp_avg, exp_avg_sq: the raw (not bias-corrected) moments m_t and v_t.
     """
@@ -133,7 +144,9 @@ class AdamHDState(NamedTuple):
     direction: Pytree
     exp_avg: Pytree
     exp_avg_sq: Pytree
-    count: int
+    step: int
+
+    count = renamed_attribute("count", "step")
 
 
 def _scalar(x):
@@ -157,20 +170,20 @@ def _leaves_dot(xs, ys):
     return total
 
 
-def _check_lr(lr, h, on_invalid_lr: str, stacklevel: int) -> None:
-    if on_invalid_lr == "ignore" or (lr >= 0 and np.isfinite(lr)):
+def _check_lr(lr, h, on_invalid: str) -> None:
+    if on_invalid == "ignore" or (lr >= 0 and np.isfinite(lr)):
         return
     what = "non-finite" if not np.isfinite(lr) else "negative"
     msg = (f"the learning rate became {what} ({_scalar(lr)!r}) after a hypergradient step "
            f"(hypergradient {_scalar(h)!r}); lower hypergrad_lr, or use lr_bounds=(0, hi), "
            f"hypergrad_clip or hypergrad_mode='multiplicative'")
-    if on_invalid_lr == "raise":
+    if on_invalid == "raise":
         raise ValueError(msg)
-    warnings.warn(msg, LearningRateWarning, stacklevel=stacklevel + 1)
+    warnings.warn(msg, LearningRateWarning, stacklevel=outside_stacklevel())
 
 
 def _hd_lr(lr, g_leaves, d_leaves, *, hypergrad_lr, hypergrad_mode, hypergrad_clip,
-           hypergrad_eps, lr_bounds, on_invalid_lr, stacklevel):
+           hypergrad_eps, lr_bounds, on_invalid):
     """(α_t, h_t) from α_{t-1}, the gradient g_t and the last direction d_{t-1}."""
     h = -_leaves_dot(g_leaves, d_leaves)
     if not np.isfinite(h):  # a NaN or inf gradient: stop, rather than carry on with a NaN lr
@@ -196,7 +209,7 @@ def _hd_lr(lr, g_leaves, d_leaves, *, hypergrad_lr, hypergrad_mode, hypergrad_cl
     if lr_bounds is not None:
         lr = np.clip(lr, lr_bounds[0], lr_bounds[1])
     lr, h = _scalar(lr), _scalar(h)
-    _check_lr(lr, h, on_invalid_lr, stacklevel + 1)
+    _check_lr(lr, h, on_invalid)
     return lr, h
 
 
@@ -207,15 +220,16 @@ def _zeros_like(tree):
 def sgdhd_init(params: Pytree, lr: float) -> SGDHDState:
     """The state before the first step: α = lr, d_0 = 0, no momentum buffer."""
     return SGDHDState(lr=lr, hypergrad=0.0, direction=_zeros_like(params), momentum_buffer=None,
-                      count=0)
+                      step=0)
 
 
+@renamed_kwargs(on_invalid_lr="on_invalid")
 def sgdhd_update(params: Pytree, grads: Pytree, state: SGDHDState, *, hypergrad_lr: float = 1e-3,
                  momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, hypergrad_mode: str = "additive",
                  hypergrad_clip: Optional[float] = None, hypergrad_eps: float = 1e-16,
-                 lr_bounds: Optional[Sequence[float]] = None, on_invalid_lr: str = "warn",
-                 _stacklevel: int = 1) -> tuple[Pytree, SGDHDState]:
+                 lr_bounds: Optional[Sequence[float]] = None,
+                 on_invalid: str = "warn") -> tuple[Pytree, SGDHDState]:
     """One SGD-HD step (plain, momentum or Nesterov): ``(new_params, new_state)``.
 
     ``h_t = -g_t · d_{t-1}`` summed over every leaf of ``params``; α is updated
@@ -231,9 +245,8 @@ def sgdhd_update(params: Pytree, grads: Pytree, state: SGDHDState, *, hypergrad_
     d_prev = tree_flatten(state.direction)[0]
     lr, h = _hd_lr(state.lr, g_leaves, d_prev, hypergrad_lr=hypergrad_lr,
                    hypergrad_mode=hypergrad_mode, hypergrad_clip=hypergrad_clip,
-                   hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid_lr=on_invalid_lr,
-                   stacklevel=_stacklevel + 1)
-    t = state.count + 1
+                   hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid=on_invalid)
+    t = state.step + 1
     buf = state.momentum_buffer
     if momentum != 0:  # optim.SGD's direction; no buffer is kept while momentum is 0
         bufs = [None] * len(g_leaves) if buf is None else tree_flatten(buf)[0]
@@ -244,21 +257,22 @@ def sgdhd_update(params: Pytree, grads: Pytree, state: SGDHDState, *, hypergrad_
         d = g_leaves
     new_params = tree_unflatten(treedef, [descend(p, lr, di) for p, di in zip(p_leaves, d)])
     return new_params, SGDHDState(lr=lr, hypergrad=h, direction=tree_unflatten(treedef, d),
-                                  momentum_buffer=buf, count=t)
+                                  momentum_buffer=buf, step=t)
 
 
 def adamhd_init(params: Pytree, lr: float) -> AdamHDState:
     """The state before the first step: α = lr, d_0 = m_0 = v_0 = 0."""
     return AdamHDState(lr=lr, hypergrad=0.0, direction=_zeros_like(params),
-                       exp_avg=_zeros_like(params), exp_avg_sq=_zeros_like(params), count=0)
+                       exp_avg=_zeros_like(params), exp_avg_sq=_zeros_like(params), step=0)
 
 
+@renamed_kwargs(on_invalid_lr="on_invalid")
 def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
                   hypergrad_lr: float = 1e-8, betas: Sequence[float] = (0.9, 0.999),
                   eps: float = 1e-8, weight_decay: float = 0.0, hypergrad_mode: str = "additive",
                   hypergrad_clip: Optional[float] = None, hypergrad_eps: float = 1e-16,
-                  lr_bounds: Optional[Sequence[float]] = None, on_invalid_lr: str = "warn",
-                  _stacklevel: int = 1) -> tuple[Pytree, AdamHDState]:
+                  lr_bounds: Optional[Sequence[float]] = None,
+                  on_invalid: str = "warn") -> tuple[Pytree, AdamHDState]:
     """One Adam-HD step: ``(new_params, new_state)``.
 
     ``h_t = -g_t · m̂_{t-1}/(√v̂_{t-1} + ε)`` over every leaf, ``α_t = α_{t-1} - β h_t``
@@ -272,10 +286,9 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
         g_leaves = [g + weight_decay * p for p, g in zip(p_leaves, g_leaves)]
     lr, h = _hd_lr(state.lr, g_leaves, tree_flatten(state.direction)[0], hypergrad_lr=hypergrad_lr,
                    hypergrad_mode=hypergrad_mode, hypergrad_clip=hypergrad_clip,
-                   hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid_lr=on_invalid_lr,
-                   stacklevel=_stacklevel + 1)
+                   hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid=on_invalid)
     b1, b2 = betas
-    t = state.count + 1
+    t = state.step + 1
     bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
     m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(tree_flatten(state.exp_avg)[0], g_leaves)]
     v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(tree_flatten(state.exp_avg_sq)[0], g_leaves)]
@@ -292,7 +305,7 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
     new_params = tree_unflatten(treedef, [p - lr * di for p, di in zip(p_leaves, d)])
     return new_params, AdamHDState(lr=lr, hypergrad=h, direction=tree_unflatten(treedef, d),
                                    exp_avg=tree_unflatten(treedef, m),
-                                   exp_avg_sq=tree_unflatten(treedef, v), count=t)
+                                   exp_avg_sq=tree_unflatten(treedef, v), step=t)
 
 
 # ----------------------------------------------------------------------------
@@ -302,7 +315,7 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
 def _check_group(group: dict, adam: bool) -> None:
     """Validate (and normalize, in place) the hyperparameters of a param group."""
     mode = check_choice("hypergrad_mode", group["hypergrad_mode"], _MODES)
-    check_choice("on_invalid_lr", group["on_invalid_lr"], _ON_INVALID)
+    check_choice("on_invalid", group["on_invalid"], _ON_INVALID)
     group["lr"] = check_range("lr", group["lr"], scalar=True)
     mult = mode == "multiplicative"
     group["hypergrad_lr"] = check_range("hypergrad_lr", group["hypergrad_lr"],
@@ -344,6 +357,24 @@ def _as_float_array(x):
     return a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64)
 
 
+_RENAMED_KEYS = {"on_invalid_lr": "on_invalid", "count": "step"}
+
+
+def _renamed_keys(d: dict, where: str = "", warn: bool = False) -> dict:
+    """``d`` with the old names of its keys replaced by the new ones (a param
+    group given with ``on_invalid_lr``, a state dict saved with ``count``)."""
+    if not any(k in d for k in _RENAMED_KEYS):
+        return d
+    out = {}
+    for k, v in d.items():
+        if k in _RENAMED_KEYS and _RENAMED_KEYS[k] not in d:
+            if warn:
+                renamed(f"param group key {k!r}", repr(_RENAMED_KEYS[k]), where)
+            k = _RENAMED_KEYS[k]
+        out[k] = v
+    return out
+
+
 def _is_group_list(params) -> bool:
     return (isinstance(params, (list, tuple)) and len(params) > 0
             and all(isinstance(g, dict) and "params" in g for g in params))
@@ -380,6 +411,7 @@ class _HDOptimizer(Stateful):
     def _add_group(self, group: dict) -> None:
         if not isinstance(group, dict) or "params" not in group:
             raise ValueError("a param group is a dict with a 'params' entry")
+        group = _renamed_keys(group, type(self).__name__, warn=True)
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise ValueError(f"unknown hyperparameters in param group: {sorted(unknown)}")
@@ -405,7 +437,7 @@ class _HDOptimizer(Stateful):
 
         ``grads`` has the structure of the parameters (one tree), or, for an
         optimizer built from param groups, is a list with one tree per group.
-        If a step raises (``on_invalid_lr="raise"``), nothing is changed.
+        If a step raises (``on_invalid="raise"``), nothing is changed.
         """
         per_group = grads if self._grouped else [grads]
         n = len(self.param_groups)
@@ -414,8 +446,7 @@ class _HDOptimizer(Stateful):
         results = []
         for group, state, g in zip(self.param_groups, self.state, per_group):
             state = state._replace(lr=group["lr"])
-            results.append(self._update(group["params"], g, state, _stacklevel=3,
-                                        **self._hyper(group)))
+            results.append(self._update(group["params"], g, state, **self._hyper(group)))
         for i, (params, state) in enumerate(results):
             self.param_groups[i]["params"] = params
             self.param_groups[i]["lr"] = state.lr
@@ -455,6 +486,7 @@ class _HDOptimizer(Stateful):
         state_cls = type(self.state[0])
         new_groups, new_states = [], []
         for mine, g, s in zip(self.param_groups, groups, states):
+            g, s = _renamed_keys(g), _renamed_keys(s)   # a state dict saved under the old names
             check_like(g["params"], mine["params"], "parameters")
             unknown = set(g) - set(self.defaults) - {"params"}
             if unknown:
@@ -480,7 +512,7 @@ class SGDHD(_HDOptimizer):
     ``SGDHD(params, lr=1e-3, hypergrad_lr=1e-3, momentum=0, dampening=0,
     weight_decay=0, nesterov=False, hypergrad_mode="additive",
     hypergrad_clip=None, hypergrad_eps=1e-16, lr_bounds=None,
-    on_invalid_lr="warn")``.
+    on_invalid="warn")``.
 
     ``params`` is a pytree of arrays, or a list of param-group dicts
     (``[{"params": tree, "lr": 0.1}, {"params": tree2}]``) whose missing
@@ -504,16 +536,17 @@ class SGDHD(_HDOptimizer):
     def _update(params, grads, state, **hp):
         return sgdhd_update(params, grads, state, **hp)
 
+    @renamed_kwargs(on_invalid_lr="on_invalid")
     def __init__(self, params, lr: float = 1e-3, hypergrad_lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  hypergrad_mode: str = "additive", hypergrad_clip: Optional[float] = None,
                  hypergrad_eps: float = 1e-16, lr_bounds: Optional[Sequence[float]] = None,
-                 on_invalid_lr: str = "warn"):
+                 on_invalid: str = "warn"):
         super().__init__(params, dict(
             lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, dampening=dampening,
             weight_decay=weight_decay, nesterov=nesterov, hypergrad_mode=hypergrad_mode,
             hypergrad_clip=hypergrad_clip, hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds,
-            on_invalid_lr=on_invalid_lr))
+            on_invalid=on_invalid))
 
 
 class SGDNHD(SGDHD):
@@ -525,6 +558,7 @@ class SGDNHD(SGDHD):
     ``hypergrad_lr`` to 1e-3 as recommended by the paper for SGDN-HD.
     """
 
+    @renamed_kwargs(on_invalid_lr="on_invalid")
     def __init__(self, params, lr: float = 1e-3, hypergrad_lr: float = 1e-3, momentum: float = 0.9,
                  dampening: float = 0.0, weight_decay: float = 0.0, **kwargs):
         super().__init__(params, lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum,
@@ -536,7 +570,7 @@ class AdamHD(_HDOptimizer):
 
     ``AdamHD(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
     hypergrad_lr=1e-8, hypergrad_mode="additive", hypergrad_clip=None,
-    hypergrad_eps=1e-16, lr_bounds=None, on_invalid_lr="warn")``.
+    hypergrad_eps=1e-16, lr_bounds=None, on_invalid="warn")``.
 
     ``h_t = -g_t · m̂_{t-1}/(√v̂_{t-1} + ε)``.  hypergrad_lr (β) defaults to
     1e-8: the paper suggests about 1e-7..1e-8 for Adam-HD, because Adam's
@@ -556,12 +590,13 @@ class AdamHD(_HDOptimizer):
     def _update(params, grads, state, **hp):
         return adamhd_update(params, grads, state, **hp)
 
+    @renamed_kwargs(on_invalid_lr="on_invalid")
     def __init__(self, params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, hypergrad_lr: float = 1e-8, *,
                  hypergrad_mode: str = "additive", hypergrad_clip: Optional[float] = None,
                  hypergrad_eps: float = 1e-16, lr_bounds: Optional[Sequence[float]] = None,
-                 on_invalid_lr: str = "warn"):
+                 on_invalid: str = "warn"):
         super().__init__(params, dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, hypergrad_lr=hypergrad_lr,
             hypergrad_mode=hypergrad_mode, hypergrad_clip=hypergrad_clip,
-            hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid_lr=on_invalid_lr))
+            hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid=on_invalid))

@@ -16,10 +16,10 @@ and ``<grad E_val(w_t), Z_t>`` estimates d(validation error)/d(lambda).
   heuristic: after each hyper-step, with ``q = lr / <grad E_val(w_t), g_t>``
   (g_t the training gradient of the step) ``z = clip(q, 0, 1)``,
   ``c <- c * sign(mu) + mu`` and ``mu <- z ** (1 / (1 + c))``.
-* The hyper-learning rate ``beta`` may adapt too (``alpha > 0``), by
-  hypergradient descent one level up: ``lambda_t = lambda_{t-1} - beta h_t``
-  makes ``d lambda_t / d beta = -h_t``, so ``beta <- max(beta + alpha h_t .
-  h_{t-1}, 0)``.
+* The hypergradient learning rate ``beta`` (``hypergrad_lr``) may adapt too
+  (``alpha > 0``), by hypergradient descent one level up:
+  ``lambda_t = lambda_{t-1} - beta h_t`` makes ``d lambda_t / d beta = -h_t``,
+  so ``beta <- max(beta + alpha h_t . h_{t-1}, 0)``.
 
 Nothing is derived by hand: each step runs the ordinary training step on
 dual numbers whose tangents are ``mu * Z_{t-1}`` (state) and the identity
@@ -27,7 +27,7 @@ dual numbers whose tangents are ``mu * Z_{t-1}`` (state) and the identity
 
 Guards against the usual failures: by default hyperparameters move in their
 unconstrained coordinates (log lr), so an lr cannot go negative or NaN; with
-``space="natural"`` a positive hyperparameter is kept at or above
+``space="raw"`` a positive hyperparameter is kept at or above
 ``floor``; hypergradients are clipped to ``max_hypergrad_norm``; and a tangent
 whose norm passes ``setup.max_tangent_norm`` (or stops being finite) raises
 `HypergradientError` naming the step, instead of letting a NaN learning rate
@@ -47,11 +47,14 @@ from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
-from ._checks import check_choice, check_range
+from ._checks import check_choice, check_range, renamed, renamed_kwargs
 from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array, _scalarize_h
 from .hypergrad import flat_hypergrad, unflatten_like
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
+
+SPACES = ("raw", "unconstrained")               # as in hyperopt.towers
+_OLD_SPACES = {"log": "unconstrained", "natural": "raw"}
 
 
 class OnlineResult(NamedTuple):
@@ -75,15 +78,19 @@ class Online:
 
     ``hparams``: starting values (the setup's defaults fill the rest);
     ``wrt``: the names adapted (default ``("lr",)``); ``mu``: a number in
-    [0, 1] or ``"adaptive"``; ``hyper_lr`` (beta) and ``alpha`` (beta's own
-    step, 0 = fixed beta); ``delta``: steps between hyper-steps; ``space``:
-    ``"log"`` (unconstrained coordinates, the default) or ``"natural"``;
-    ``floor``: the least value of a positive hyperparameter in natural space;
+    [0, 1] or ``"adaptive"``; ``hypergrad_lr`` (beta) and ``alpha`` (beta's
+    own step, 0 = fixed beta); ``delta``: steps between hyper-steps;
+    ``space``: ``"unconstrained"`` (the coordinates of `hyperopt.transforms`:
+    log lr, logit momentum; the default) or ``"raw"`` (the values
+    themselves), as in `hyperopt.towers`; ``floor``: the least value of a
+    positive hyperparameter in the raw space;
     ``val_batch_size``: validation examples per hypergradient (default all).
     """
 
+    @renamed_kwargs(hyper_lr="hypergrad_lr")
     def __init__(self, setup: Setup, hparams: dict | None = None, wrt=("lr",), *, mu=0.9,
-                 hyper_lr: float = 1e-3, alpha: float = 0.0, delta: int = 1, space: str = "log",
+                 hypergrad_lr: float = 1e-3, alpha: float = 0.0, delta: int = 1,
+                 space: str = "unconstrained",
                  floor: float = 0.0, max_hypergrad_norm: float | None = None,
                  val_batch_size: int | None = None, seed: int = 0):
         self.setup = setup
@@ -96,18 +103,21 @@ class Online:
             raise ValueError(f"mu must be in [0, 1] or 'adaptive', got {mu!r}")
         if mu != "adaptive":
             check_range("mu", mu, hi=1.0, hi_open=False, scalar=True)
-        for name, v in (("hyper_lr", hyper_lr), ("alpha", alpha), ("floor", floor)):
+        for name, v in (("hypergrad_lr", hypergrad_lr), ("alpha", alpha), ("floor", floor)):
             check_range(name, v, scalar=True)
         if not isinstance(delta, (int, np.integer)) or delta < 1:
             raise ValueError(f"delta must be a positive integer, got {delta!r}")
-        check_choice("space", space, ("log", "natural"))
+        if space in _OLD_SPACES:
+            renamed(f"space={space!r}", f"space={_OLD_SPACES[space]!r}", type(self).__name__)
+            space = _OLD_SPACES[space]
+        check_choice("space", space, SPACES)
         if max_hypergrad_norm is not None:
             check_range("max_hypergrad_norm", max_hypergrad_norm, lo_open=True, finite=False,
                         scalar=True)
         self.adaptive_mu = mu == "adaptive"
         self.mu = 0.0 if self.adaptive_mu else float(mu)
         self.c = 0.0
-        self.beta, self.alpha = float(hyper_lr), float(alpha)
+        self.beta, self.alpha = float(hypergrad_lr), float(alpha)
         self.delta, self.space, self.floor = int(delta), space, float(floor)
         self.max_norm = max_hypergrad_norm
         self.val_batch_size = val_batch_size
@@ -119,7 +129,7 @@ class Online:
 
     # -- coordinates -------------------------------------------------------------
     def _constraint(self, k):
-        return self.setup.constraints[k] if self.space == "log" else None
+        return self.setup.constraints[k] if self.space == "unconstrained" else None
 
     def _to_space(self, k, v):
         return transforms.forward(self._constraint(k), v)
@@ -245,7 +255,7 @@ class Online:
                             float(test_loss), test_acc, time.perf_counter() - t_start)
 
     def _clamp(self, u: dict) -> dict:
-        if self.space != "natural":
+        if self.space != "raw":
             return u
         out = {}
         for k, v in u.items():
@@ -274,14 +284,16 @@ class Online:
                 "history grows without bound: lower mu or the learning rate")
 
 
-def RTHO(setup: Setup, hparams: dict | None = None, wrt=("lr",), *, hyper_lr: float = 1e-3,
+@renamed_kwargs(hyper_lr="hypergrad_lr")
+def RTHO(setup: Setup, hparams: dict | None = None, wrt=("lr",), *, hypergrad_lr: float = 1e-3,
          delta: int = 1, **kwargs) -> Online:
     """Real-time hyperparameter optimization (Franceschi et al., 2017): the full
     tangent (mu = 1), hyper-steps every ``delta`` training steps."""
-    return Online(setup, hparams, wrt, mu=1.0, hyper_lr=hyper_lr, delta=delta, **kwargs)
+    return Online(setup, hparams, wrt, mu=1.0, hypergrad_lr=hypergrad_lr, delta=delta, **kwargs)
 
 
+@renamed_kwargs(hyper_lr="hypergrad_lr")
 def MARTHE(setup: Setup, hparams: dict | None = None, wrt=("lr",), *, mu="adaptive",
-           hyper_lr: float = 1e-3, alpha: float = 0.0, **kwargs) -> Online:
+           hypergrad_lr: float = 1e-3, alpha: float = 0.0, **kwargs) -> Online:
     """MARTHE (Donini et al., 2020): a discounted tangent, adaptive mu by default."""
-    return Online(setup, hparams, wrt, mu=mu, hyper_lr=hyper_lr, alpha=alpha, **kwargs)
+    return Online(setup, hparams, wrt, mu=mu, hypergrad_lr=hypergrad_lr, alpha=alpha, **kwargs)

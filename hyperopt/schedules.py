@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ._checks import _is_tree, check_range
+from ._checks import _is_tree, check_range, renamed_attribute
 from .optim import Optimizer, keep_dtype, select
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineWarmRestarts", "LinearWarmup",
@@ -298,8 +298,10 @@ def chain(*schedules: Schedule) -> Chain:
 # -- an optimizer whose lr follows a schedule ----------------------------------------
 
 class ScheduledState(NamedTuple):
-    count: Any   # updates taken so far (a Python int)
+    step: Any    # updates taken so far (a Python int); ``count`` is a deprecated alias
     inner: Any   # the wrapped optimizer's state
+
+    count = renamed_attribute("count", "step")
 
 
 class Scheduled(Optimizer):
@@ -335,22 +337,22 @@ class Scheduled(Optimizer):
     def init(self, params) -> ScheduledState:
         return ScheduledState(0, self.inner.init(params))
 
-    def _t(self, count):
-        return count if self.every == "step" else count // self.steps_per_epoch
+    def _t(self, step):
+        return step if self.every == "step" else step // self.steps_per_epoch
 
     def lr_at(self, state: ScheduledState, hparams: dict | None = None):
         """The learning rate the next update will use."""
         h = self.resolve(hparams)
-        return self.schedule(self._t(state.count), h["lr"],
+        return self.schedule(self._t(state.step), h["lr"],
                              {k: h[k] for k in self.schedule.defaults})
 
     def update(self, grads, state: ScheduledState, params, hparams: dict | None = None):
         h = self.resolve(hparams)
         inner_h = {k: h[k] for k in self.inner.defaults}
-        inner_h["lr"] = self.schedule(self._t(state.count), h["lr"],
+        inner_h["lr"] = self.schedule(self._t(state.step), h["lr"],
                                       {k: h[k] for k in self.schedule.defaults})
         params, inner_state = self.inner.update(grads, state.inner, params, inner_h)
-        return params, ScheduledState(state.count + 1, inner_state)
+        return params, ScheduledState(state.step + 1, inner_state)
 
     def describe(self) -> str:
         return self.inner.describe()

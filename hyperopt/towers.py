@@ -90,7 +90,7 @@ from autodiff.dual import Dual, ForwardTrace
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
-from ._checks import _fmt, check_choice, check_range, scalar_loss
+from ._checks import _fmt, check_choice, check_range, renamed_attribute, scalar_loss
 from ._state import Stateful, check_like
 from .hd import _ON_INVALID, LearningRateWarning
 from .optim import Optimizer, flatten_matching
@@ -117,14 +117,16 @@ class TowerState(NamedTuple):
                 array per leaf of θ (None where θ does not depend on them),
                 or None before the first step.
     hypergrad:  the last ``h`` (K,) (zeros before the second step).
-    count:      steps taken.
+    step:       steps taken (``count`` is a deprecated alias).
     """
     params: Any
     hparams: tuple
     opt_states: tuple
     tangents: Any
     hypergrad: np.ndarray
-    count: int
+    step: int
+
+    count = renamed_attribute("count", "step")
 
 
 # -- stacks ------------------------------------------------------------------------
@@ -418,7 +420,7 @@ class TowerSpec:
             u = state.hparams[k - 1]
             u_leaves, u_def = tree_flatten(u)
             lo, hi = offsets[k - 1], offsets[k]
-            if state.count >= k:
+            if state.step >= k:
                 g_u = tree_unflatten(u_def, [float(x) for x in h[lo:hi]])
                 new_u, new_s = opt.update(g_u, state.opt_states[k], u, hp)
                 new_states[k] = _strip(new_s, tag)
@@ -437,7 +439,7 @@ class TowerSpec:
                 duals.append(dual(x, t, tag=tag))
             hp = tree_map(lambda x: _weak(x, tag), self.natural(k - 1, tree_unflatten(u_def, duals)))
         new_state = TowerState(new_params, tuple(new_us), tuple(new_states), tangents, h,
-                               state.count + 1)
+                               state.step + 1)
         return new_state, {"invalid": invalid}
 
     def _invalid(self, k: int, u: dict) -> list:
@@ -527,16 +529,14 @@ class _Stateful(Stateful):
         """The current model parameters."""
         return self.state.params
 
-    @property
-    def count(self) -> int:
-        return self.state.count
+    count = renamed_attribute("count", "state.step")
 
     # state_dict / load_state_dict (`_state.Stateful`)
     def _state(self) -> dict:
         s = self.state
         return {"describe": describe(self), "space": self.spec.space, "names": self.spec.names,
                 "params": s.params, "hparams": s.hparams, "opt_states": s.opt_states,
-                "tangents": s.tangents, "hypergrad": s.hypergrad, "count": int(s.count)}
+                "tangents": s.tangents, "hypergrad": s.hypergrad, "step": int(s.step)}
 
     def _load(self, d: dict) -> None:
         """``d`` must be the state of a tower with the same levels, names, space and
@@ -550,7 +550,7 @@ class _Stateful(Stateful):
         check_like(d["params"], self.state.params, "parameters")
         check_like(d["hparams"], self.state.hparams, "hyperparameters")
         self.state = TowerState(d["params"], d["hparams"], tuple(d["opt_states"]), d["tangents"],
-                                d["hypergrad"], int(d["count"]))
+                                d["hypergrad"], int(d["step"] if "step" in d else d["count"]))
 
 
 def _scalar_loss_fn(loss_fn):
@@ -651,4 +651,4 @@ class Tower(_Stateful):
 
     def __repr__(self) -> str:
         return (f"Tower({describe(self)!r}, height={self.height}, space={self.spec.space!r}, "
-                f"tuning={list(self.spec.names)}, steps={self.count})")
+                f"tuning={list(self.spec.names)}, steps={self.state.step})")

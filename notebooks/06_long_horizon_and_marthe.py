@@ -366,7 +366,7 @@ for name in ("step decay", "cosine"):             # the level it found helps the
 # momentum buffers too.
 
 # %%
-frozen = RTHO(setup_check, h_check, wrt=("lr", "momentum"), hyper_lr=0.0).run()
+frozen = RTHO(setup_check, h_check, wrt=("lr", "momentum"), hypergrad_lr=0.0).run()
 last = frozen.history[-1]
 print(f"RTHO after 100 steps: {last['h0']:+.12f} {last['h1']:+.12f}")
 print(f"whole-run forward:    {float(fwd.grads['lr']):+.12f} {float(fwd.grads['momentum']):+.12f}")
@@ -390,7 +390,7 @@ MUS = [0.0, 0.9, 1.0, "adaptive"]
 online = {}
 for mu in MUS:
     t0 = time.perf_counter()
-    online[mu] = MARTHE(setup_online, {"lr": LR0}, mu=mu, hyper_lr=HYPER_LR).run()
+    online[mu] = MARTHE(setup_online, {"lr": LR0}, mu=mu, hypergrad_lr=HYPER_LR).run()
     lrs = [r["lr"] for r in online[mu].history]
     print(f"mu = {str(mu):8s}  lr: start {LR0}, end {lrs[-1]:.3f}   final val loss "
           f"{online[mu].val_loss:.4f}   ({time.perf_counter() - t0:.1f} s)")
@@ -483,7 +483,7 @@ assert early[0.0] < 0.8 * early[0.9] and early[0.9] < 0.8 * early[1.0]  # ordere
 # %%
 greedy = {HYPER_LR: online[0.0]}
 for beta in (0.3, 1.0):
-    greedy[beta] = MARTHE(setup_online, {"lr": LR0}, mu=0.0, hyper_lr=beta).run()
+    greedy[beta] = MARTHE(setup_online, {"lr": LR0}, mu=0.0, hypergrad_lr=beta).run()
 for beta, run in greedy.items():
     p = lr_path(run)
     print(f"mu = 0, beta = {beta:3}: mean lr over the first 100 steps {p[first].mean():.3f}, "

@@ -278,10 +278,10 @@ def test_online_float32_jit_equals_eager(data32, recorded, method):
             s = _setup(data32, SGD(lr=0.05, momentum=0.5), np.float32, sizes=(64, 12, 10),
                        steps=steps, jit=use_jit)
             return s, RTHO(s, {"lr": 0.05, "momentum": 0.5}, wrt=("lr", "momentum"),
-                           hyper_lr=1e-2).run()
+                           hypergrad_lr=1e-2).run()
         s = _setup(data32, Adam(lr=1e-3), np.float32, sizes=(64, 12, 10), steps=steps,
                    jit=use_jit)
-        return s, MARTHE(s, {"lr": 1e-3}, hyper_lr=1e-2).run()
+        return s, MARTHE(s, {"lr": 1e-3}, hypergrad_lr=1e-2).run()
 
     s, a = run(True)
     _assert_dtype(a.params, np.float32)
@@ -308,7 +308,7 @@ def test_online_tangents_are_float32(data32):
         return out
 
     s._steppers["jit"] = spy
-    RTHO(s, {"lr": 0.05}, hyper_lr=1e-2).run()
+    RTHO(s, {"lr": 0.05}, hypergrad_lr=1e-2).run()
     assert len(outs) == 4
     for params, state in outs:
         _assert_dtype(params, np.float32)

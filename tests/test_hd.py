@@ -380,19 +380,19 @@ def test_non_finite_lr_warns():
 
 
 def test_negative_lr_raises_and_leaves_the_optimizer_unchanged():
-    opt = SGDHD({"x": np.array([1.0, -2.0])}, lr=0.4, hypergrad_lr=1e3, on_invalid_lr="raise")
+    opt = SGDHD({"x": np.array([1.0, -2.0])}, lr=0.4, hypergrad_lr=1e3, on_invalid="raise")
     _oscillating(opt, 1)
     before = opt.state_dict()
     with pytest.raises(ValueError, match="negative"):
         _oscillating(opt, 1)
-    assert opt.lr == 0.4 and opt.state[0].count == 1
+    assert opt.lr == 0.4 and opt.state[0].step == 1
     np.testing.assert_array_equal(opt.params["x"], before["param_groups"][0]["params"]["x"])
 
 
 def test_ignore_and_bounds_suppress_the_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        opt = SGDHD({"x": np.array([1.0, -2.0])}, lr=0.4, hypergrad_lr=1e3, on_invalid_lr="ignore")
+        opt = SGDHD({"x": np.array([1.0, -2.0])}, lr=0.4, hypergrad_lr=1e3, on_invalid="ignore")
         assert _oscillating(opt, 2)[-1] < 0
         opt = SGDHD({"x": np.array([1.0, -2.0])}, lr=0.4, hypergrad_lr=1e3, lr_bounds=(0.0, 1.0))
         assert _oscillating(opt, 2)[-1] == 0.0
@@ -522,7 +522,7 @@ BAD_INPUTS = [
     (SGDHD, dict(lr_bounds=(-1.0, 1.0)), "lr_bounds"),
     (SGDHD, dict(lr_bounds=(NAN, 1.0)), "lr_bounds"),
     (SGDHD, dict(hypergrad_mode="exponential"), "hypergrad_mode"),
-    (SGDHD, dict(on_invalid_lr="panic"), "on_invalid_lr"),
+    (SGDHD, dict(on_invalid="panic"), "on_invalid"),
     (SGDNHD, dict(momentum=0.0), "momentum"),
     (SGDHD, dict(lr=0.0, hypergrad_mode="multiplicative"), "lr"),
 ]

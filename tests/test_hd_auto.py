@@ -215,7 +215,7 @@ def test_on_invalid_raise_leaves_the_optimizer_unchanged():
     with pytest.raises(ValueError, match="'lr'"):
         hd.step({k: -v for k, v in g.items()})
     after = hd.state_dict()
-    assert after["count"] == before["count"] == 1
+    assert after["step"] == before["step"] == 1
     assert _max_diff(after["params"], before["params"]) == 0
     assert hd.hparams["lr"] == 0.01
 

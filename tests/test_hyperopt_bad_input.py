@@ -133,7 +133,7 @@ def test_tower_step_loss_shapes():
     with pytest.raises(ValueError, match=r"Tower\.step: loss_fn \(.*per_example\) must return a "
                                          r"scalar \(one element\), got shape \(8,\)"):
         b.step(per_example, x, y)
-    assert b.count == 3
+    assert b.state.step == 3
     np.testing.assert_array_equal(b.params["w"], before["params"]["w"])
 
 
@@ -207,7 +207,7 @@ def test_adamhd_eps0_raises_at_the_step_and_leaves_the_state():
                                                  r"eps > 0"):
         opt.step(ZERO)
     _same(opt.params, P0)
-    assert opt.lr == 0.01 and opt.state[0].count == 0
+    assert opt.lr == 0.01 and opt.state[0].step == 0
     _same(opt.state[0].exp_avg_sq, before["state"][0]["exp_avg_sq"])
     # the leaf named is the one with a dead entry
     with pytest.raises(FloatingPointError, match=r"eps=0\.0 .*leaf 1 at step 1"):
@@ -297,7 +297,7 @@ def test_tower_eps0_raises_at_the_step_and_leaves_the_tower(make):
     with pytest.raises(FloatingPointError, match=rf"{type(stack).__name__}: eps=0 .* leaf 1 at "
                                                  r"step 1"):
         tower.update(HALF_ZERO)
-    assert tower.count == 0 and tower.state.tangents is None
+    assert tower.state.step == 0 and tower.state.tangents is None
     _same(tower.params, before["params"])
     assert tower.state.hparams == before["hparams"]
 
@@ -308,7 +308,7 @@ def test_hd_auto_eps0_raises_at_the_step():
         warnings.simplefilter("error")       # no HyperparameterWarning blaming the lr afterwards
         with pytest.raises(FloatingPointError, match=r"Adam: eps=0 .* step 1"):
             hd.step(HALF_ZERO)
-    assert hd.count == 0
+    assert hd.state.step == 0
     _same(hd.params, P0)
 
 

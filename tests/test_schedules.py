@@ -183,7 +183,7 @@ def test_scheduled_sgd_follows_the_schedule(every, spe):
     sched = StepDecay(2, 0.5)
     opt = scheduled(SGD(0.1, momentum=0.9), sched, every=every, steps_per_epoch=spe)
     ours, state = _run(opt, params, grads)
-    assert state.count == len(grads) and state.inner.step == len(grads)
+    assert state.step == len(grads) and state.inner.step == len(grads)
     # by hand: plain SGD with lr set from the schedule before each step
     p, s, inner = params, None, SGD(0.1, momentum=0.9)
     s = inner.init(p)

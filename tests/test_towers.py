@@ -245,7 +245,7 @@ def test_raw_space_warns_when_a_hyperparameter_leaves_its_range():
     strict.update(flipping[0])
     with pytest.raises(ValueError, match="'lr' of level 0"):
         strict.update(flipping[1])
-    assert strict.count == 1 and strict.hparams[0]["lr"] == 0.1
+    assert strict.state.step == 1 and strict.hparams[0]["lr"] == 0.1
 
 
 # -- bad input -------------------------------------------------------------------------
