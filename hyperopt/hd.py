@@ -283,7 +283,7 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
     """
     p_leaves, g_leaves, treedef = flatten_matching(params, grads)
     if weight_decay != 0:
-        g_leaves = [g + weight_decay * p for p, g in zip(p_leaves, g_leaves)]
+        g_leaves = [l2_gradient(g, p, weight_decay) for p, g in zip(p_leaves, g_leaves)]
     lr, h = _hd_lr(state.lr, g_leaves, tree_flatten(state.direction)[0], hypergrad_lr=hypergrad_lr,
                    hypergrad_mode=hypergrad_mode, hypergrad_clip=hypergrad_clip,
                    hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid=on_invalid)
