@@ -222,7 +222,8 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
     agree = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for label, setup in ((f"quadratic (T={quad_T})", quad), (f"digits MLP (T={digits_T})", dig)):
+        problems = ((f"quadratic (T={quad_T})", quad), (f"digits MLP (T={digits_T})", dig))
+        for label, setup in problems:
             agree += _agreement(label, setup, h)
             if bar is not None:
                 bar.update(1)
@@ -271,7 +272,8 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
         "reverse over the unrolled run needs O(T P)", SOURCE,
         f"peak {rev[r_hi] / 2**20:.1f} MiB at T={r_hi} vs {rev[r_lo] / 2**20:.1f} MiB at "
         f"T={r_lo}: ratio {rratio:.1f} for {r_hi / r_lo:.0f}x the steps",
-        f"peak(T={r_hi}) >= {r_hi / r_lo / 2:.0f} x peak(T={r_lo}) (at least half of linear growth)",
+        f"peak(T={r_hi}) >= {r_hi / r_lo / 2:.0f} x peak(T={r_lo}) "
+        "(at least half of linear growth)",
         rratio >= r_hi / r_lo / 2, exact=False, quick_ok=True))
 
     csv_path = os.path.join(out_dir, f"{PAPER}.csv")
@@ -292,7 +294,11 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
         f"({mem_label}); forward mode at T = {', '.join(f'{t:,}' for t in fwd_T)}, reverse "
         f"mode at T = {', '.join(map(str, rev_T))}; each peak is tracemalloc's (Python objects "
         f"and numpy buffers) over one hypergradient call in this process, after a warm-up run "
-        f"that records (in full mode also compiles) the jit-ed step. Quick mode runs the jit-ed step as a Python replay (no numba compile inside a test); there the peak grows by about 90 KiB over the first 2,000 steps and then stays put (a bounded cache of the replay), which is why quick mode uses a larger model than the 64-8-10 of its agreement checks. The benchmark script measures the "
+        f"that records (in full mode also compiles) the jit-ed step. Quick mode runs the "
+        f"jit-ed step as a Python replay (no numba compile inside a test); there the peak "
+        f"grows by about 90 KiB over the first 2,000 steps and then stays put (a bounded "
+        f"cache of the replay), which is why quick mode uses a larger model than the 64-8-10 "
+        f"of its agreement checks. The benchmark script measures the "
         f"process's resident set instead, in fresh subprocesses, up to T = 100,000."
         + (" Quick mode: the smaller sizes and T above, seconds in all." if quick else ""))
     return Report(PAPER, TITLE, claims, csv_path, png_path, settings)

@@ -24,7 +24,6 @@ import csv
 import math
 import os
 import time
-import warnings
 
 import numpy as np
 
@@ -60,7 +59,7 @@ def _tangent_vs_fd(setup, h: dict):
     from ..hypergrad import val_loss_of
     from ..online import RTHO
 
-    res = RTHO(setup, h, wrt=("lr",), hyper_lr=0.0).run()
+    res = RTHO(setup, h, wrt=("lr",), hypergrad_lr=0.0).run()
     tangent = res.history[-1]["h0"]               # d E_val(w_T) / d log lr
     lr = float(h["lr"])
     up = float(val_loss_of(setup, {**h, "lr": lr * math.exp(FD_STEP)})[0])
@@ -134,7 +133,7 @@ def _plot(path: str, paths: dict, val_curves: dict, results: dict, mu_path, T: i
     ax1.set_xlabel("training step")
     ax1.set_ylabel("learning rate (log scale)")
     ax1.set_title("Learning-rate schedules")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="center right", framealpha=0.9)
     axm = ax1.twinx()
     axm.plot(steps, mu_path, ".", ms=1.5, color="C3", alpha=0.3)
     axm.set_ylabel("MARTHE's adaptive mu (dots)", color="C3")
@@ -169,7 +168,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
     from ..data import digits
     from ..hypergrad import Setup
     from ..models import MLP
-    from ..online import MARTHE, RTHO
+    from ..online import MARTHE
     from ..optim import SGD
     from ..schedules import ExponentialDecay, scheduled
 
@@ -205,7 +204,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
 
     # 2. mu = 0: the lr trajectory is HD on the validation loss
     setup_hd = Setup(model, split, SGD(lr=lr0), steps=check_T, batch_size=batch)
-    res0 = MARTHE(setup_hd, {"lr": lr0}, mu=0.0, hyper_lr=beta).run()
+    res0 = MARTHE(setup_hd, {"lr": lr0}, mu=0.0, hypergrad_lr=beta).run()
     # the lr used at step t is the one before that step's hyper-update
     ours = np.array([lr0] + [r["lr"] for r in res0.history[:-1]])
     ref = _hd_val_reference(setup_hd, lr0, beta, check_T)
@@ -229,7 +228,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
     for name, kw in online.items():
         t0 = time.perf_counter()
         try:
-            res = MARTHE(setup, {"lr": lr0}, hyper_lr=beta, max_hypergrad_norm=clip, **kw).run(
+            res = MARTHE(setup, {"lr": lr0}, hypergrad_lr=beta, max_hypergrad_norm=clip, **kw).run(
                 progress=progress)
         except FloatingPointError as e:     # HypergradientError: report it, do not hide it
             results[name] = {"val_acc": math.nan, "test_acc": math.nan, "note": str(e)[:200]}
@@ -284,7 +283,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
 
     accs = {n: r["test_acc"] for n, r in results.items() if not math.isnan(r["test_acc"])}
     order = sorted(accs, key=lambda n: -accs[n])
-    ordering = " > ".join(f"{n} {100 * accs[n]:.1f}%" for n in order)
+    ordering = " >= ".join(f"{n} {100 * accs[n]:.1f}%" for n in order)
     failed = [n for n in results if n not in accs]
     if failed:
         ordering += "; failed: " + ", ".join(f"{n} ({results[n]['note']})" for n in failed)
