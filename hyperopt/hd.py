@@ -357,20 +357,21 @@ def _as_float_array(x):
     return a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64)
 
 
-_RENAMED_KEYS = {"on_invalid_lr": "on_invalid", "count": "step"}
+_GROUP_KEYS = {"on_invalid_lr": "on_invalid"}   # old name -> name, in a param group
+_STATE_KEYS = {"count": "step"}                 # ... in a saved state
 
 
-def _renamed_keys(d: dict, where: str = "", warn: bool = False) -> dict:
-    """``d`` with the old names of its keys replaced by the new ones (a param
-    group given with ``on_invalid_lr``, a state dict saved with ``count``)."""
-    if not any(k in d for k in _RENAMED_KEYS):
+def _renamed_keys(d: dict, renames: dict, where: Optional[str] = None) -> dict:
+    """``d`` with its keys' old names (``renames``) replaced by the new ones; with
+    ``where`` (a param group a user gave), `renamed`'s warning."""
+    if not any(k in d for k in renames):
         return d
     out = {}
     for k, v in d.items():
-        if k in _RENAMED_KEYS and _RENAMED_KEYS[k] not in d:
-            if warn:
-                renamed(f"param group key {k!r}", repr(_RENAMED_KEYS[k]), where)
-            k = _RENAMED_KEYS[k]
+        if k in renames and renames[k] not in d:
+            if where is not None:
+                renamed(f"param group key {k!r}", repr(renames[k]), where)
+            k = renames[k]
         out[k] = v
     return out
 
@@ -411,7 +412,7 @@ class _HDOptimizer(Stateful):
     def _add_group(self, group: dict) -> None:
         if not isinstance(group, dict) or "params" not in group:
             raise ValueError("a param group is a dict with a 'params' entry")
-        group = _renamed_keys(group, type(self).__name__, warn=True)
+        group = _renamed_keys(group, _GROUP_KEYS, type(self).__name__)
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise ValueError(f"unknown hyperparameters in param group: {sorted(unknown)}")
@@ -486,7 +487,7 @@ class _HDOptimizer(Stateful):
         state_cls = type(self.state[0])
         new_groups, new_states = [], []
         for mine, g, s in zip(self.param_groups, groups, states):
-            g, s = _renamed_keys(g), _renamed_keys(s)   # a state dict saved under the old names
+            g, s = _renamed_keys(g, _GROUP_KEYS), _renamed_keys(s, _STATE_KEYS)  # older names
             check_like(g["params"], mine["params"], "parameters")
             unknown = set(g) - set(self.defaults) - {"params"}
             if unknown:
