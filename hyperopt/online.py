@@ -50,10 +50,10 @@ from . import transforms
 from ._checks import check_choice, check_range, renamed, renamed_kwargs
 from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array, _scalarize_h
 from .hypergrad import flat_hypergrad, unflatten_like
+from .towers import SPACES
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
 
-SPACES = ("raw", "unconstrained")               # as in hyperopt.towers
 _OLD_SPACES = {"log": "unconstrained", "natural": "raw"}
 
 
