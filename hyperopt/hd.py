@@ -68,9 +68,11 @@ The pure functions ``sgdhd_init`` / ``sgdhd_update`` and ``adamhd_init`` /
 ``adamhd_update`` take and return NamedTuple states; `SGDHD`, `SGDNHD` and
 `AdamHD` are torch.optim-style stateful shells over them.  Every step runs in
 the dtype of the parameters (float32 stays float32); α and h are Python floats.
-The SGD directions and momentum buffer are `hyperopt.optim`'s
-(`optim.sgd_direction`, `optim.l2_gradient`, the step `optim.descend`), the
-same code as `optim.SGD`; this module adds only ``h_t`` and the update of α.
+The directions and their buffers are `hyperopt.optim`'s, the same code as
+`optim.SGD` and `optim.Adam` (`optim.sgd_direction`, `optim.adam_moments`,
+`optim.adam_direction`, `optim.l2_gradient`, the step `optim.descend`), so
+with ``hypergrad_lr=0`` a float64 run gives the numbers of `optim.SGD`'s or
+`optim.Adam`'s; this module adds only ``h_t`` and the update of α.
 
 Names shared with `hd_auto.HD`, `towers.Tower` and `online`: ``hypergrad_lr``
 is β, ``on_invalid`` says what an invalid α does, and the step counter of
@@ -90,7 +92,7 @@ from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 from ._checks import (check_choice, check_range, outside_stacklevel, renamed, renamed_attribute,
                       renamed_kwargs)
 from ._state import Stateful, check_like
-from .optim import (_ZeroDenominator, check_denominator, descend, flatten_matching,
+from .optim import (_ZeroDenominator, adam_direction, adam_moments, descend, flatten_matching,
                     l2_gradient, sgd_direction)
 
 __all__ = ["LearningRateWarning", "SGDHDState", "AdamHDState", "sgdhd_init", "sgdhd_update",
@@ -289,20 +291,21 @@ def adamhd_update(params: Pytree, grads: Pytree, state: AdamHDState, *,
                    hypergrad_eps=hypergrad_eps, lr_bounds=lr_bounds, on_invalid=on_invalid)
     b1, b2 = betas
     t = state.step + 1
-    bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-    m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(tree_flatten(state.exp_avg)[0], g_leaves)]
-    v = [b2 * vi + (1.0 - b2) * g * g for vi, g in zip(tree_flatten(state.exp_avg_sq)[0], g_leaves)]
-    denoms = [np.sqrt(vi / bc2) + eps for vi in v]
-    for i, den in enumerate(denoms):
+    m, v, d, steps = [], [], [], []
+    for i, (p, g, mi, vi) in enumerate(zip(p_leaves, g_leaves, tree_flatten(state.exp_avg)[0],
+                                           tree_flatten(state.exp_avg_sq)[0])):
+        mi, vi = adam_moments(g, mi, vi, b1, b2)
         try:
-            check_denominator(den, eps)
+            di, bc1 = adam_direction(mi, vi, b1, b2, eps, t)
         except _ZeroDenominator:  # 0/0 would make the parameters nan, blamed on the next step
             raise FloatingPointError(
                 f"AdamHD: eps={eps!r} with a zero second-moment estimate (a gradient entry that "
                 f"has been exactly 0 so far) gives 0/0 in the update of parameter leaf {i} at "
                 f"step {t}; use eps > 0 (the default is 1e-08). Nothing was updated") from None
-    d = [(mi / bc1) / den for mi, den in zip(m, denoms)]
-    new_params = tree_unflatten(treedef, [p - lr * di for p, di in zip(p_leaves, d)])
+        m.append(mi), v.append(vi)
+        steps.append(descend(p, lr / bc1, di))   # optim.Adam's step, α_t / (1 - β1^t) times d'
+        d.append(di / bc1)                       # -∂u_t/∂α = m̂_t / (√v̂_t + ε)
+    new_params = tree_unflatten(treedef, steps)
     return new_params, AdamHDState(lr=lr, hypergrad=h, direction=tree_unflatten(treedef, d),
                                    exp_avg=tree_unflatten(treedef, m),
                                    exp_avg_sq=tree_unflatten(treedef, v), step=t)
