@@ -796,7 +796,7 @@ def _run_online(setup, method: str, lr: float, momentum: float, hyper_lr, mu, pr
     from .online import Online
     if method in ("rtho", "marthe"):
         mu_v = 1.0 if method == "rtho" else mu
-        on = Online(setup, {"lr": lr}, ("lr",), mu=mu_v, hyper_lr=hyper_lr,
+        on = Online(setup, {"lr": lr}, ("lr",), mu=mu_v, hypergrad_lr=hyper_lr,
                     max_hypergrad_norm=10.0)
         r = on.run(progress=progress)
         desc = f"{method}(mu={mu_v!r}, hyper_lr={hyper_lr!r}) on {setup.optimizer!r}"
