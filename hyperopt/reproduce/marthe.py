@@ -243,7 +243,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
         sizes, check_T, T, seeds = (64, 16, 10), 30, 30, [0]
         fixed_grid, exp_grid, decays = [0.1, 0.3], [0.3], [0.1]
     else:
-        sizes, check_T, T, seeds = (64, 32, 10), 100, 1000, [0, 1, 2]
+        sizes, check_T, T, seeds = (64, 32, 10), 100, 3000, [0, 1, 2]
         fixed_grid, exp_grid, decays = [0.03, 0.1, 0.3, 1.0], [0.3, 1.0], [0.1, 0.01]
     split = digits(seed=0)
     with jit_backend("python" if quick else None):   # quick: no numba compile in a test
