@@ -107,6 +107,15 @@ def _baseline(setup, h: dict):
     return float(val_loss), val_acc, float(test_loss), test_acc
 
 
+def _rtho_shape(results: dict) -> str:
+    """RTHO's schedule in the same words, for comparison (first seed)."""
+    r = results.get("RTHO", {})
+    if "peak_lr" not in r:
+        return ""
+    return (f" (RTHO, first seed: peak {r['peak_lr']:.3g} at step {r['peak_step']}, "
+            f"final {r['final_lr']:.3g})")
+
+
 def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid, decays,
              rows, bar, progress):
     """One seed of the schedule comparison: (results, lr paths, validation curves, mu path)."""
@@ -230,7 +239,7 @@ def _plot(path: str, paths: dict, val_curves: dict, results: dict, mu_path, T: i
     lo = min(acc)
     ax3.set_ylim(max(0.0, lo - 5), 100)
     ax3.set_ylabel("test accuracy (%)")
-    ax3.set_title("Digits test accuracy after the run")
+    ax3.set_title("Digits test accuracy after the run (this seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -351,7 +360,7 @@ def _run(quick, out_dir, progress, split, sizes, check_T, T, seeds, fixed_grid, 
         "the learned schedules rise early in training, then decay (the authors note that the "
         "shape is not imposed and varies with the run)",
         "Fig. 3 (arXiv:1910.08525, learned schedules)",
-        f"from lr {lr0:g} over {T} steps: " + "; ".join(shapes),
+        f"from lr {lr0:g} over {T} steps: " + "; ".join(shapes) + _rtho_shape(per_seed[0][0]),
         "peak >= 1.2 x the initial lr and final <= 0.5 x the peak, in most seeds",
         n_ok > len(seeds) / 2, exact=False, quick_ok=False))
 
