@@ -304,9 +304,10 @@ def tune_population(args, setup, names: list, start: dict) -> int:
     print()
     print(cli._table(headers, rows))
     print()
-    best = "-" if s["best_member"] < 0 else f"member {s['best_member']}"
-    print(cli._table(["final val_loss", "best", "median", "worst", "spread", "diverged"],
-                     [[best, s["best"], s["median"], s["worst"], s["spread"], s["diverged"]]]))
+    best = "-" if s["best_member"] < 0 else str(s["best_member"])
+    print(cli._table(["", "best", "median", "worst", "spread", "best member", "diverged"],
+                     [["final val_loss", s["best"], s["median"], s["worst"], s["spread"], best,
+                       s["diverged"]]]))
     for r in res.results:
         if r.error:
             print(f"member {r.index} diverged: {r.error}", file=sys.stderr)
