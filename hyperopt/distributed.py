@@ -18,8 +18,9 @@ tasks rerun elsewhere by the scheduler.  A rerun chunk computes the same bits;
 a rerun member resumes from its last checkpoint, not from scratch.
 
 A `Setup` is sent once per call (scattered to every worker) without its jit
-caches, and every task trains on a fresh copy of it (`fresh_setup`), so what a
-task computes does not depend on what its worker ran before.  With the default
+caches, as bytes pickled by cloudpickle (`pack_setup`), and every task trains
+on its own unpickled copy, so what a task computes does not depend on what
+its worker ran before.  With the default
 jit backend ("auto": Python replays, then a numba-compiled step after 100
 calls) that matters: a compiled step may round the last bit differently from
 the replay, so a copy that had compiled earlier would give other bits.
@@ -47,8 +48,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 __all__ = ["ClusterError", "NondeterminismError", "connect", "close", "check_workers",
-           "n_worker_threads", "fresh_setup", "forward_chunks", "chunk_task", "MemberResult",
-           "member_task", "run_members"]
+           "n_worker_threads", "fresh_setup", "pack_setup", "forward_chunks", "chunk_task",
+           "MemberResult", "member_task", "run_members"]
 
 
 # a LocalCluster without the dashboard; the scheduler's small HTTP server (health, metrics)
@@ -113,7 +114,7 @@ def connect(*, workers: int | None = None, scheduler: str | None = None,
                                f"{_one_line(e)}") from None
         where = f"the cluster at {scheduler}"
     try:
-        check_workers(client, timeout=timeout, where=where)
+        check_workers(client, timeout=timeout, where=where, address=scheduler)
     except BaseException:
         close(client)
         raise
@@ -150,7 +151,8 @@ def _import_probe() -> Callable:
     return probe
 
 
-def check_workers(client, *, timeout: float = 30.0, where: str = "the cluster") -> dict:
+def check_workers(client, *, timeout: float = 30.0, where: str = "the cluster",
+                  address: str | None = None) -> dict:
     """``{worker address: autodiff version}`` after checking that the cluster has a
     worker and that every worker imports this package in this client's version;
     `ClusterError` otherwise."""
@@ -159,7 +161,7 @@ def check_workers(client, *, timeout: float = 30.0, where: str = "the cluster") 
         client.wait_for_workers(1, timeout=timeout)
     except Exception:
         raise ClusterError(f"{where} has no workers (waited {timeout:g} s); start some with "
-                           "'dask worker SCHEDULER_ADDRESS'") from None
+                           f"'dask worker {address or 'SCHEDULER_ADDRESS'}'") from None
     try:
         reports = client.run(_import_probe())
     except Exception as e:
@@ -193,6 +195,24 @@ def fresh_setup(setup):
     return replace(setup, _steppers={})
 
 
+def pack_setup(setup) -> bytes:
+    """``setup`` without its jit caches, pickled by cloudpickle: what is sent to the
+    workers.  cloudpickle (not Dask's first try, plain pickle) honours
+    ``cloudpickle.register_pickle_by_value(module)``, so a model defined in a module
+    the workers cannot import travels by value (the command line registers the module
+    of ``--model package.module:Factory``)."""
+    import cloudpickle
+    return cloudpickle.dumps(fresh_setup(setup))
+
+
+def _task_setup(setup):
+    """A task's own copy of the setup it was given (bytes from `pack_setup`, or a Setup)."""
+    if isinstance(setup, (bytes, bytearray, memoryview)):
+        import cloudpickle
+        return cloudpickle.loads(setup)
+    return fresh_setup(setup)
+
+
 # -- tangent chunks ------------------------------------------------------------------
 
 def chunk_task(setup, h: dict, u: dict, names: list, c0: int, c1: int):
@@ -200,7 +220,7 @@ def chunk_task(setup, h: dict, u: dict, names: list, c0: int, c1: int):
     ``u[names]`` flatten to; ``(validation loss, tangents, accuracy)``."""
     from .hypergrad import _forward_chunk, flat_hypergrad
     leaves, treedef, sizes = flat_hypergrad(u, names)
-    return _forward_chunk(fresh_setup(setup), h, leaves, treedef, sizes, c0, c1)
+    return _forward_chunk(_task_setup(setup), h, leaves, treedef, sizes, c0, c1)
 
 
 def chunk_bounds(K: int, chunk_size: int) -> list:
@@ -217,7 +237,7 @@ def forward_chunks(client, setup, h: dict, u: dict, names: list, chunk_size: int
         chunk_size = max(1, math.ceil(K / n_worker_threads(client)))
     bounds = chunk_bounds(K, int(chunk_size))
     token = uuid.uuid4().hex[:12]
-    [remote_setup] = client.scatter([fresh_setup(setup)], hash=False, broadcast=True)
+    [remote_setup] = client.scatter([pack_setup(setup)], hash=False, broadcast=True)
     futures = [client.submit(chunk_task, remote_setup, h, u, list(names), c0, c1, pure=False,
                              key=f"hypergradient-chunk-{c0}-{c1}-{token}")
                for c0, c1 in bounds]
@@ -282,8 +302,9 @@ def member_task(setup, member, wrt: list, iterations: int, tuner_kw: dict,
     import time
     from .tune import Tuner
     t0 = time.perf_counter()
-    s = fresh_setup(setup) if member.seed is None else replace(
-        setup, seed=int(member.seed), init_seed=int(member.seed), _steppers={})
+    s = _task_setup(setup)
+    if member.seed is not None:
+        s = replace(s, seed=int(member.seed), init_seed=int(member.seed), _steppers={})
     tuner = Tuner(s, dict(member.hparams), list(wrt), **{"iterations": iterations, **tuner_kw})
     if checkpoint is not None and os.path.exists(checkpoint):
         tuner.load(checkpoint)
@@ -319,7 +340,7 @@ def run_members(client, setup, members: list, wrt: list, iterations: int, tuner_
     topic = f"hyperopt-population-{token}" if on_progress is not None else None
     if topic is not None:
         client.subscribe_topic(topic, lambda event: on_progress(event[1]))
-    [remote_setup] = client.scatter([fresh_setup(setup)], hash=False, broadcast=True)
+    [remote_setup] = client.scatter([pack_setup(setup)], hash=False, broadcast=True)
     futures = {client.submit(member_task, remote_setup, m, list(wrt), iterations, tuner_kw, ck,
                              False, topic, pure=False,
                              key=f"population-member-{m.index}-{token}"): m.index

@@ -262,6 +262,9 @@ def tune_population(args, setup, names: list, start: dict) -> int:
                 client = connect(workers=args.workers, scheduler=args.scheduler)
             except ClusterError as e:
                 cli._fail("tune", str(e))
+            if cli._custom(args):   # its module need not exist where the workers run
+                import cloudpickle
+                cloudpickle.register_pickle_by_value(sys.modules[args.model.split(":", 1)[0]])
             n = len(client.nthreads())
             where = (f"a LocalCluster of {args.workers} worker processes"
                      if args.workers is not None else

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import replace
@@ -296,7 +297,11 @@ def test_workers_that_cannot_import_the_package_exit_2(cluster, client, capsys, 
             sys.modules["_saved_hyperopt_distributed"] = sys.modules.get("hyperopt.distributed")
             sys.modules["hyperopt.distributed"] = None   # what a worker without it sees
         elif "_saved_hyperopt_distributed" in sys.modules:
-            sys.modules["hyperopt.distributed"] = sys.modules.pop("_saved_hyperopt_distributed")
+            saved = sys.modules.pop("_saved_hyperopt_distributed")
+            if saved is None:   # it had not been imported yet
+                del sys.modules["hyperopt.distributed"]
+            else:
+                sys.modules["hyperopt.distributed"] = saved
     client.run(block, True)
     try:
         code = main(["tune", "--population", "2", "--scheduler", cluster.scheduler_address,
@@ -309,6 +314,35 @@ def test_workers_that_cannot_import_the_package_exit_2(cluster, client, capsys, 
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "2 of 2 workers of the cluster at" in err and "cannot import this package" in err
     assert "install dualtape" in err
+
+
+def test_a_model_the_workers_cannot_import_travels_by_value(cluster, client, tmp_path,
+                                                           capsys):
+    # the module is on this process's path only: the workers were started before
+    (tmp_path / "pop_user_model.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        class Ridge:
+            def __init__(self, n_features):
+                self.n = n_features
+
+            def init(self, seed, scale, dtype):
+                w = np.random.default_rng(seed).standard_normal(self.n) / np.sqrt(self.n)
+                return {"w": (w * scale).astype(dtype)}
+
+            def loss(self, params, x, y):
+                return np.mean((x @ params["w"] - y) ** 2)
+        """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code = main(["tune", "--model", "pop_user_model:Ridge", "--population", "2", "--steps",
+                     "5", "--hyper-iters", "1", "--mode", "forward", "--no-progress",
+                     "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "out")])
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("pop_user_model", None)
+    assert code == 0, capsys.readouterr().err
+    assert len(_rows(tmp_path / "out" / "population.csv")) == 2
 
 
 def test_import_hyperopt_does_not_import_dask():
