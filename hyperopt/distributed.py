@@ -7,7 +7,9 @@ Two kinds of work leave the process, each a pure function of picklable inputs:
   calls): one whole training run carrying directions ``c0 .. c1-1``.  Every
   chunk runs the same primal training run, so every chunk's validation loss
   must agree bit for bit; chunks that disagree raise `NondeterminismError`.
-  The gathered tangents are the single-process hypergradient's, to the last bit.
+  The gathered tangents are the single-process hypergradient's to the last
+  bit (with ``AUTODIFF_JIT_BACKEND=python``; with the default backend, those
+  of a process that computes it fresh, see below).
 * one member of a tuning population (`member_task`, called by
   `hyperopt.population.run_population`): a `Tuner` run that checkpoints after
   every hyper-iteration and starts by loading its checkpoint when there is one.
@@ -20,10 +22,10 @@ a rerun member resumes from its last checkpoint, not from scratch.
 A `Setup` is sent once per call (scattered to every worker) without its jit
 caches, as bytes pickled by cloudpickle (`pack_setup`), and every task trains
 on its own unpickled copy, so what a task computes does not depend on what
-its worker ran before.  With the default
-jit backend ("auto": Python replays, then a numba-compiled step after 100
-calls) that matters: a compiled step may round the last bit differently from
-the replay, so a copy that had compiled earlier would give other bits.
+its worker ran before.  With the default jit backend ("auto": Python
+replays, then a numba-compiled step after 100 calls) that matters: a
+compiled step may round the last bit differently from the replay, so a copy
+that had compiled earlier would give other bits.
 
 `connect` gives a client: ``workers=W`` starts a ``distributed.LocalCluster``
 of W single-threaded worker processes on this machine (the ``AUTODIFF_*``
