@@ -315,10 +315,8 @@ def member_task(setup, member, wrt: list, iterations: int, tuner_kw: dict,
     if topic is not None:
         from distributed import get_worker
         worker = get_worker()
-
-        def on_row(row):
-            worker.log_event(topic, {"member": int(member.index),
-                                     "iteration": int(row["iteration"]) + 1})
+        on_row = lambda row: worker.log_event(   # noqa: E731
+            topic, {"member": int(member.index), "iteration": int(row["iteration"]) + 1})
     nan = {k: math.nan for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
     try:
         res = tuner.run(iterations, progress=progress, checkpoint=checkpoint, on_row=on_row)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .distributed import MemberResult, member_task
+from .distributed import member_task
 
 __all__ = ["Member", "grid", "PopulationResult", "run_population", "checkpoint_paths",
            "write_population_csv", "tune_population"]

@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
