@@ -98,9 +98,12 @@ class PopulationResult(NamedTuple):
 
     @property
     def best(self) -> int:
-        """The index of the member with the lowest final validation loss (-1: none finite)."""
+        """The index (`Member.index`) of the member with the lowest final validation loss
+        (-1: none is finite)."""
         loss = self.final_losses()
-        return int(np.nanargmin(loss)) if np.any(np.isfinite(loss)) else -1
+        if not np.any(np.isfinite(loss)):
+            return -1
+        return int(self.results[int(np.nanargmin(loss))].index)
 
     def summary(self) -> dict:
         """Best member and its loss; median, worst and spread (worst - best) of the
