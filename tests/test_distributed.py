@@ -144,6 +144,24 @@ def test_a_killed_worker_does_not_change_the_hypergradient(data, client):
     assert all(np.array_equal(out["hg"].grads[k], local.grads[k]) for k in h)
 
 
+def test_a_setup_holding_lambdas_travels(data, client):
+    from hyperopt.schedules import CosineWarmRestarts, scheduled
+
+    class Lambdas:   # a local class whose methods are lambdas: plain pickle refuses it
+        def __init__(self):
+            self.inner = MLP((64, 8, 10))
+            self.init = lambda seed, scale=1.0, dtype=np.float64: self.inner.init(
+                seed, scale=scale, dtype=dtype)
+            self.loss = lambda params, x, y: self.inner.loss(params, x, y)
+    s = Setup(Lambdas(), data, scheduled(SGD(lr=0.05, momentum=0.5), CosineWarmRestarts(4)),
+              steps=8, batch_size=16)
+    h = {"lr": 0.05, "momentum": 0.5}
+    local = hypergradient(s, h, chunk_size=1)
+    remote = hypergradient(s, h, chunk_size=1, client=client)
+    assert remote.value == local.value
+    assert all(np.array_equal(remote.grads[k], local.grads[k]) for k in h)
+
+
 def test_client_needs_forward_mode(data, client):
     with pytest.raises(ValueError, match="needs mode='forward'"):
         hypergradient(small(data, steps=2), H, mode="reverse", client=client)
