@@ -235,7 +235,7 @@ def run(quick: bool = False, out_dir: str = "reproductions", progress: bool = Tr
     claims.append(Claim(
         "Var[ψ] falls as ρ grows: exact ratio ρ=5 vs ρ=500",
         "Var[ψ] decreases monotonically in ρ; the ratio at ρ=5 vs ρ=500 was not available here",
-        "Theorem 1 (ψ² ~ Scale-inv-χ²(ρ, 1/σ²))",
+        "the paper's variance analysis (ψ² ~ Scale-inv-χ²(ρ, 1/σ²))",
         f"Var[ψ]σ² = {v5:.4f} (ρ=5), {v500:.3e} (ρ=500): ratio {ratio:.0f}; quadrature agrees "
         f"({q5:.4f}, {q500:.3e}); approximation ρ/(2(ρ−2)(ρ−4)): {var_psi_approx(5):.3f}, "
         f"{var_psi_approx(500):.3e} (ratio {var_psi_approx(5) / var_psi_approx(500):.0f})",
