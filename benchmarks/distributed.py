@@ -72,14 +72,14 @@ def k8_hparams(model) -> dict:
 
 def timed_chunk(setup, h, u, names, c0, c1):
     """`chunk_task`, and the seconds it took inside the worker."""
-    from hyperopt.distributed import chunk_task
+    from hyperopt.hypergrad import chunk_task
     t0 = time.perf_counter()
     out = chunk_task(setup, h, u, names, c0, c1)
     return out, time.perf_counter() - t0
 
 
 def timed_member(setup, member, wrt, iterations, tuner_kw):
-    from hyperopt.distributed import member_task
+    from hyperopt.population import member_task
     t0 = time.perf_counter()
     out = member_task(setup, member, wrt, iterations, tuner_kw)
     return out.tuned_eval["val_loss"], time.perf_counter() - t0
@@ -99,7 +99,7 @@ def memory_chunk(setup, h, u, names, c0, c1):
                     return int(line.split()[1])
         return -1
     import gc
-    from hyperopt.distributed import chunk_task
+    from hyperopt.hypergrad import chunk_task
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as f:

@@ -26,6 +26,7 @@ that diverges gets one line and exit code 3.
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import inspect
 import json
@@ -689,8 +690,7 @@ def cmd_tune(args) -> int:
         _fail("tune", f"--chunk-size {args.chunk_size} is more than the {len(names)} tangent "
                       f"direction(s) tuned ({', '.join(names)}): it would change nothing")
     if args.population is not None:
-        from .population import tune_population
-        return tune_population(args, setup, names, start)
+        return _tune_population(args, setup, names, start)
     out = _out_dir(args.out)
     tuner = Tuner(setup, start, names, hyper_optimizer=Adam(lr=args.hyper_lr), mode=args.mode,
                   chunk_size=args.chunk_size, iterations=args.hyper_iters)
@@ -711,7 +711,7 @@ def cmd_tune(args) -> int:
             if os.path.exists(stale):
                 os.remove(stale)
     done, total = tuner.iteration, args.hyper_iters
-    why = (f" (from the checkpoint)" if resumed else
+    why = (" (from the checkpoint)" if resumed else
            f"\n({tuner.plan.reason})" if tuner.plan is not None else "")
     print(f"tuning {', '.join(names)} of {args.optimizer} on {_dataset(args)} ({args.model}, "
           f"{setup.n_params()} parameters), {args.steps} steps per run, "
@@ -748,6 +748,92 @@ def cmd_tune(args) -> int:
     print(f"\ntime {res.seconds:.1f} s{calib}, peak RSS {res.peak_bytes / 2**20:.0f} MiB")
     print(f"wrote {csv_path}, {png}")
     return 0
+
+
+def _tune_population(args, setup, names: list, start: dict) -> int:
+    """``tune --population N``: run the population (in this process, on a LocalCluster
+    of ``--workers`` processes, or on the cluster at ``--scheduler``), write
+    population.csv, population.png and settings.json to ``--out``, print each member's
+    result and the summary.  Called by `cmd_tune` after its checks."""
+    from .distributed import ClusterError, close, connect
+    from .optim import Adam
+    from .population import _describe_members, _figure, grid, run_population, write_population_csv
+    out = _out_dir(args.out)
+    try:
+        members = grid(args.population, start, vary=args.vary, seed=args.seed)
+    except ValueError as e:
+        _fail("tune", str(e))
+    ckdir = os.path.join(os.path.abspath(out), "members")
+    csv_path = os.path.join(out, "population.csv")
+    png = os.path.join(out, "population.png")
+    if not args.resume and os.path.exists(csv_path):
+        os.remove(csv_path)
+    elif args.resume and not glob.glob(os.path.join(ckdir, "member_*.npz")):
+        print(f"no member checkpoints in {ckdir}; starting from the beginning", file=sys.stderr)
+    tuner_kw = {"hyper_optimizer": Adam(lr=args.hyper_lr), "mode": args.mode,
+                "chunk_size": args.chunk_size}
+    client = None
+    try:
+        if args.workers is not None or args.scheduler is not None:
+            try:
+                client = connect(workers=args.workers, scheduler=args.scheduler)
+            except ClusterError as e:
+                _fail("tune", str(e))
+            if _custom(args):   # its module need not exist where the workers run
+                import cloudpickle
+                cloudpickle.register_pickle_by_value(sys.modules[args.model.split(":", 1)[0]])
+            n = len(client.nthreads())
+            where = (f"a LocalCluster of {args.workers} worker processes"
+                     if args.workers is not None else
+                     f"the cluster at {args.scheduler} ({n} workers)")
+        else:
+            where = "this process, one member after another"
+        print(f"population of {len(members)} ({_describe_members(members, args.vary)}), each "
+              f"tuning {', '.join(names)} of {args.optimizer} on {_dataset(args)} "
+              f"({args.model}, {setup.n_params()} parameters), {args.steps} steps per run, "
+              f"{args.hyper_iters} hyper-iterations, mode {args.mode}; running on {where}")
+        res = run_population(setup, members, args.hyper_iters, names, client=client,
+                             checkpoint_dir=ckdir, resume=args.resume,
+                             progress=not args.no_progress, **tuner_kw)
+    finally:
+        close(client)
+    write_population_csv(res, csv_path)
+    s = res.summary()
+    caption = _caption(args, setup, f"population of {len(members)} "
+                                        f"({_describe_members(members, args.vary)}); "
+                                        f"mode {args.mode}; hyper-lr {args.hyper_lr:g}")
+    _save(_figure(res, names, caption), png)
+    _write_settings(out, _settings(
+        args, setup, tune=names, hyper_iters=args.hyper_iters, hyper_lr=args.hyper_lr,
+        mode=args.mode, chunk_size=args.chunk_size, resume=args.resume,
+        population=len(members), vary=args.vary, workers=args.workers, scheduler=args.scheduler,
+        members=[{"member": m.index, "seed": r.seed, "initial": m.hparams,
+                  "resumed_from": r.resumed_from, "error": r.error}
+                 for m, r in zip(members, res.results)], summary=s))
+    headers = ["member", "seed"] + [f"{n} (initial)" for n in names] + \
+              [f"{n} (tuned)" for n in names] + ["val_loss", "test_acc", "note"]
+    rows = []
+    for m, r in zip(members, res.results):
+        note = ("best" if r.index == s["best_member"] else
+                "diverged" if r.error else "")
+        if r.resumed_from and args.resume:
+            note = (note + "; " if note else "") + f"resumed at it. {r.resumed_from}"
+        rows.append([m.index, r.seed] + [float(np.mean(r.initial[n])) for n in names]
+                    + [float(np.mean(r.tuned[n])) for n in names]
+                    + [r.tuned_eval["val_loss"], r.tuned_eval["test_acc"], note])
+    print()
+    print(_table(headers, rows))
+    print()
+    best = "-" if s["best_member"] < 0 else str(s["best_member"])
+    print(_table(["", "best", "median", "worst", "spread", "best member", "diverged"],
+                     [["final val_loss", s["best"], s["median"], s["worst"], s["spread"], best,
+                       s["diverged"]]]))
+    for r in res.results:
+        if r.error:
+            print(f"member {r.index} diverged: {r.error}", file=sys.stderr)
+    print(f"\ntime {res.seconds:.1f} s")
+    print(f"wrote {csv_path}, {png}")
+    return 3 if s["best_member"] < 0 else 0
 
 
 def _figure_tune(res, names, caption: str):

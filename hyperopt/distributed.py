@@ -2,16 +2,16 @@
 
 Two kinds of work leave the process, each a pure function of picklable inputs:
 
-* a chunk of a forward hypergradient's K tangent directions (`forward_chunks`,
-  what ``hypergradient(setup, h, mode="forward", chunk_size=c, client=client)``
-  calls): one whole training run carrying directions ``c0 .. c1-1``.  Every
+* a chunk of a forward hypergradient's K tangent directions
+  (``hypergradient(setup, h, mode="forward", chunk_size=c, client=client)``
+  calls `forward_chunks`, which runs `hyperopt.hypergrad.chunk_task` per chunk): one whole training run carrying directions ``c0 .. c1-1``.  Every
   chunk runs the same primal training run, so every chunk's validation loss
   must agree bit for bit; chunks that disagree raise `NondeterminismError`.
   The gathered tangents are the single-process hypergradient's to the last
   bit (with ``AUTODIFF_JIT_BACKEND=python``; with the default backend, those
   of a process that computes it fresh, see below).
-* one member of a tuning population (`member_task`, called by
-  `hyperopt.population.run_population`): a `Tuner` run that checkpoints after
+* one member of a tuning population (`hyperopt.population.member_task`, run
+  by `hyperopt.population.run_population`): a `Tuner` run that checkpoints after
   every hyper-iteration and starts by loading its checkpoint when there is one.
 
 Dask does all the scheduling: tasks are submitted with explicit keys, and a
@@ -37,7 +37,8 @@ cannot be reached or cannot run the work raises `ClusterError` with a one-line
 message.
 
 ``dask`` and ``distributed`` are imported inside the functions: ``import
-hyperopt`` does not import them.
+hyperopt`` does not import them.  This module imports nothing of `hyperopt`:
+the hypergradient and the population pass it the task to run.
 """
 from __future__ import annotations
 
@@ -45,13 +46,12 @@ import math
 import os
 import uuid
 from dataclasses import replace
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
 __all__ = ["ClusterError", "NondeterminismError", "connect", "close", "check_workers",
-           "n_worker_threads", "fresh_setup", "pack_setup", "forward_chunks", "chunk_task",
-           "MemberResult", "member_task", "run_members"]
+           "n_worker_threads", "fresh_setup", "pack_setup", "task_setup", "forward_chunks"]
 
 
 # a LocalCluster without the dashboard; the scheduler's small HTTP server (health, metrics)
@@ -69,7 +69,7 @@ class NondeterminismError(RuntimeError):
     common training run: the run is not a pure function of its inputs."""
 
 
-def _one_line(e) -> str:
+def one_line(e) -> str:
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
@@ -113,7 +113,7 @@ def connect(*, workers: int | None = None, scheduler: str | None = None,
             client = Client(scheduler, timeout=timeout)
         except Exception as e:   # OSError, TimeoutError, ValueError (a malformed address), ...
             raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
-                               f"{_one_line(e)}") from None
+                               f"{one_line(e)}") from None
         where = f"the cluster at {scheduler}"
     try:
         check_workers(client, timeout=timeout, where=where, address=scheduler)
@@ -168,7 +168,7 @@ def check_workers(client, *, timeout: float = 30.0, where: str = "the cluster",
         reports = client.run(_import_probe())
     except Exception as e:
         raise ClusterError(f"the workers of {where} cannot run this package's code: "
-                           f"{_one_line(e)}") from None
+                           f"{one_line(e)}") from None
     bad = {w: next(v[1:] for v in r.values() if v.startswith("!")) for w, r in reports.items()
            if any(v.startswith("!") for v in r.values())}
     if bad:
@@ -207,7 +207,7 @@ def pack_setup(setup) -> bytes:
     return cloudpickle.dumps(fresh_setup(setup))
 
 
-def _task_setup(setup):
+def task_setup(setup):
     """A task's own copy of the setup it was given (bytes from `pack_setup`, or a Setup)."""
     if isinstance(setup, (bytes, bytearray, memoryview)):
         import cloudpickle
@@ -217,30 +217,22 @@ def _task_setup(setup):
 
 # -- tangent chunks ------------------------------------------------------------------
 
-def chunk_task(setup, h: dict, u: dict, names: list, c0: int, c1: int):
-    """One task: the forward pass carrying directions ``c0 .. c1-1`` of the K that
-    ``u[names]`` flatten to; ``(validation loss, tangents, accuracy)``."""
-    from .hypergrad import _forward_chunk, flat_hypergrad
-    leaves, treedef, sizes = flat_hypergrad(u, names)
-    return _forward_chunk(_task_setup(setup), h, leaves, treedef, sizes, c0, c1)
-
-
 def chunk_bounds(K: int, chunk_size: int) -> list:
     return [(c0, min(c0 + chunk_size, K)) for c0 in range(0, K, chunk_size)]
 
 
-def forward_chunks(client, setup, h: dict, u: dict, names: list, chunk_size: int | None = None):
+def forward_chunks(client, task: Callable, setup, args: tuple, K: int, chunk_size: int | None = None):
     """``(value, flat tangents, accuracy)`` of a forward hypergradient whose chunks of
     ``chunk_size`` directions (default: one chunk per task slot of the cluster) run as
-    Dask tasks.  Raises `NondeterminismError` when the chunks' validation losses differ."""
-    from .hypergrad import flat_hypergrad
-    K = sum(flat_hypergrad(u, names)[2])
+    Dask tasks ``task(setup, *args, c0, c1) -> (value, tangents, accuracy)`` (the
+    setup packed by `pack_setup`; `task_setup` unpacks it).  Raises
+    `NondeterminismError` when the chunks' validation losses differ."""
     if chunk_size is None:
         chunk_size = max(1, math.ceil(K / n_worker_threads(client)))
     bounds = chunk_bounds(K, int(chunk_size))
     token = uuid.uuid4().hex[:12]
     [remote_setup] = client.scatter([pack_setup(setup)], hash=False, broadcast=True)
-    futures = [client.submit(chunk_task, remote_setup, h, u, list(names), c0, c1, pure=False,
+    futures = [client.submit(task, remote_setup, *args, c0, c1, pure=False,
                              key=f"hypergradient-chunk-{c0}-{c1}-{token}")
                for c0, c1 in bounds]
     try:
@@ -268,95 +260,3 @@ def check_primals(values: list, bounds: list) -> None:
                 f"{b0}..{b1 - 1} give {values[i]!r}. The run is not a pure function of its "
                 "inputs (a non-deterministic kernel, or workers that differ from each other: "
                 "library versions, BLAS builds, AUTODIFF_JIT_BACKEND)")
-
-
-# -- population members --------------------------------------------------------------
-
-class MemberResult(NamedTuple):
-    """What one population member's task returns (plain data, picklable).
-
-    ``history``: the tuner's rows; ``tuned`` / ``initial``: hyperparameters;
-    ``tuned_eval`` / ``initial_eval``: ``{"val_loss", "val_acc", "test_loss",
-    "test_acc"}`` (NaN for a member that diverged); ``resumed_from``: the
-    hyper-iteration its checkpoint held when the task started (0: from
-    scratch); ``error``: why it stopped (a diverged run), else None."""
-    index: int
-    seed: int
-    history: list
-    initial: dict
-    tuned: dict
-    best_iteration: int
-    initial_eval: dict
-    tuned_eval: dict
-    seconds: float
-    resumed_from: int
-    error: Any = None
-
-
-def member_task(setup, member, wrt: list, iterations: int, tuner_kw: dict,
-                checkpoint: str | None = None, progress: bool = False,
-                topic: str | None = None) -> MemberResult:
-    """Run one population member (`hyperopt.population.Member`) to ``iterations``
-    hyper-iterations: a `Tuner` on a fresh copy of ``setup`` with the member's seed and
-    initial hyperparameters, resuming from ``checkpoint`` when it exists and saving it
-    after every hyper-iteration.  ``topic``: log each row's iteration as a Dask event
-    (the population's progress bar).  A run that diverges is returned with ``error``."""
-    import time
-    from .tune import Tuner
-    t0 = time.perf_counter()
-    s = _task_setup(setup)
-    if member.seed is not None:
-        s = replace(s, seed=int(member.seed), init_seed=int(member.seed), _steppers={})
-    tuner = Tuner(s, dict(member.hparams), list(wrt), **{"iterations": iterations, **tuner_kw})
-    if checkpoint is not None and os.path.exists(checkpoint):
-        tuner.load(checkpoint)
-    resumed_from = tuner.iteration
-    on_row = None
-    if topic is not None:
-        from distributed import get_worker
-        worker = get_worker()
-        on_row = lambda row: worker.log_event(   # noqa: E731
-            topic, {"member": int(member.index), "iteration": int(row["iteration"]) + 1})
-    nan = {k: math.nan for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
-    try:
-        res = tuner.run(iterations, progress=progress, checkpoint=checkpoint, on_row=on_row)
-    except FloatingPointError as e:   # HypergradientError: this member's run diverged
-        h = tuner.hparams()
-        return MemberResult(member.index, s.seed, list(tuner.history), h, h, -1, nan, nan,
-                            time.perf_counter() - t0, resumed_from, _one_line(e))
-    return MemberResult(member.index, s.seed, res.history, res.initial, res.tuned,
-                        res.best_iteration, res.initial_eval, res.tuned_eval,
-                        time.perf_counter() - t0, resumed_from)
-
-
-def run_members(client, setup, members: list, wrt: list, iterations: int, tuner_kw: dict,
-                checkpoints: list, on_done: Callable | None = None,
-                on_progress: Callable | None = None) -> list:
-    """`member_task` for every member, as Dask tasks; the results in member order.
-    ``on_done(result)`` is called as each finishes, ``on_progress({"member", "iteration"})``
-    after each hyper-iteration of any member (from Dask's event stream)."""
-    from distributed import as_completed
-    token = uuid.uuid4().hex[:12]
-    topic = f"hyperopt-population-{token}" if on_progress is not None else None
-    if topic is not None:
-        client.subscribe_topic(topic, lambda event: on_progress(event[1]))
-    [remote_setup] = client.scatter([pack_setup(setup)], hash=False, broadcast=True)
-    futures = {client.submit(member_task, remote_setup, m, list(wrt), iterations, tuner_kw, ck,
-                             False, topic, pure=False,
-                             key=f"population-member-{m.index}-{token}"): m.index
-               for m, ck in zip(members, checkpoints)}
-    results = {}
-    try:
-        for fut in as_completed(list(futures)):
-            r = fut.result()
-            results[futures[fut]] = r
-            fut.release()
-            if on_done is not None:
-                on_done(r)
-    finally:
-        if topic is not None:
-            client.unsubscribe_topic(topic)
-        for f in futures:
-            f.release()
-        remote_setup.release()
-    return [results[m.index] for m in members]

@@ -328,6 +328,11 @@ class Setup:
             self._steppers["jit"] = _jit(self._raw_step)
         return self._steppers["jit"]
 
+    def hypergradient(self, hparams: dict | None = None, wrt=None, **kwargs) -> "Hypergradient":
+        """``hypergradient(self, hparams, wrt, **kwargs)``: the hypergradient of this
+        setup's run (the planner measures setups through this method)."""
+        return hypergradient(self, hparams, wrt, **kwargs)
+
     def train(self, hparams: dict | None = None, *, progress: bool = False, jit: bool | None = None,
               callback: Callable | None = None, start=None):
         """The parameters after the run (of whatever number type ``hparams`` carry).
@@ -608,7 +613,7 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
     t0 = time.perf_counter()
     if mode == "forward" and client is not None:
         from .distributed import forward_chunks
-        value, flat, acc = forward_chunks(client, setup, h, u, names, chunk_size)
+        value, flat, acc = forward_chunks(client, chunk_task, setup, (h, u, list(names)), K, chunk_size)
     elif mode == "forward":
         value, flat, acc = _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress)
     else:
@@ -664,6 +669,15 @@ def _forward_chunk(setup, h, leaves, treedef, sizes, c0, c1, progress=False):
         return (float(primal_value(loss.primal)),
                 np.asarray(primal_value(loss.tangents)).reshape(c1 - c0), acc)
     return float(primal_value(loss)), np.zeros(c1 - c0), acc  # the loss does not depend on them
+
+
+def chunk_task(setup, h: dict, u: dict, names: list, c0: int, c1: int):
+    """One Dask task of a chunked forward hypergradient (`hyperopt.distributed`): the
+    forward pass carrying directions ``c0 .. c1-1`` of the K that ``u[names]`` flatten
+    to, on the task's own copy of ``setup``; ``(validation loss, tangents, accuracy)``."""
+    from .distributed import task_setup
+    leaves, treedef, sizes = flat_hypergrad(u, names)
+    return _forward_chunk(task_setup(setup), h, leaves, treedef, sizes, c0, c1)
 
 
 def _reverse(setup, h, u, leaves, treedef, progress):

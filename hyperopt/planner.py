@@ -48,9 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autodiff import grad
-from autodiff.dual import dual
-from autodiff.tree import tree_leaves, tree_map
+from autodiff.tree import tree_leaves
 
 __all__ = ["Calibration", "Estimate", "Plan", "Probe", "calibrate", "plan", "probe",
            "default_memory_budget", "CALIBRATION_SHARE"]
@@ -187,7 +185,6 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
     reused by the real run), reverse eagerly (a tape cannot be replayed).
     """
     from dataclasses import replace
-    from .hypergrad import hypergradient
     hp = dict(hparams) if hparams else {"lr": setup.resolve({})["lr"]}
     K = sum(int(np.size(v)) for v in tree_leaves(hp))
     eager = lambda T: replace(setup, steps=T, jit=False, check_every=0, _steppers={})
@@ -202,12 +199,12 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
     step = lambda: setup._raw_step(params, state, opt_h, None, x, y)
     step()
     step_bytes = min(_peak(step)[0] for _ in range(repeats))
-    fwd_mem = lambda k: min(_peak(lambda: hypergradient(eager(2), hp, chunk_size=k))[0]
+    fwd_mem = lambda k: min(_peak(lambda: eager(2).hypergradient(hp, chunk_size=k))[0]
                             for _ in range(repeats))
     fwd_mem(1)  # warm caches
     m1 = fwd_mem(1)
     per_dir = max((fwd_mem(2) - m1) if K >= 2 else m1 // 2, 1)
-    rev_mem = lambda T: min(_peak(lambda: hypergradient(eager(T), hp, mode="reverse"))[0]
+    rev_mem = lambda T: min(_peak(lambda: eager(T).hypergradient(hp, mode="reverse"))[0]
                             for _ in range(repeats))
     r2, r4 = rev_mem(2), rev_mem(4)
     tape = max((r4 - r2) // 2, 1)
@@ -220,11 +217,11 @@ def calibrate(setup, hparams: dict | None = None, repeats: int = 2) -> Calibrati
 
     plain = per_step(lambda T: same(T).train(h))
     # a chunk of k < K directions takes ceil(K / k) passes: time per pass
-    f1 = per_step(lambda T: hypergradient(same(T), hp, chunk_size=1)) / K
-    f2 = (per_step(lambda T: hypergradient(same(T), hp, chunk_size=2)) / math.ceil(K / 2)
+    f1 = per_step(lambda T: same(T).hypergradient(hp, chunk_size=1)) / K
+    f2 = (per_step(lambda T: same(T).hypergradient(hp, chunk_size=2)) / math.ceil(K / 2)
           if K >= 2 else None)
     per_tangent = max((f2 - f1) if f2 is not None else f1 - plain, 0.05 * plain)
-    rev_t = per_step(lambda T: hypergradient(eager(T), hp, mode="reverse"), floor=plain)
+    rev_t = per_step(lambda T: eager(T).hypergradient(hp, mode="reverse"), floor=plain)
     return Calibration(
         n_params=int(sum(np.size(p) for p in tree_leaves(params))),
         param_bytes=_nbytes(params),

@@ -23,23 +23,24 @@ NaN losses (``error`` says why); the others go on.
 `PopulationResult.rows` is the gathered history (a ``member`` and a ``seed``
 column first); `summary` gives the best member and the median and spread of
 the members' final validation losses (at each member's tuned hyperparameters).
-`tune_population` is ``python -m hyperopt tune --population N``.
+``python -m hyperopt tune --population N`` runs one (`hyperopt.cli`).
 """
 from __future__ import annotations
 
 import glob
 import math
 import os
-import sys
 import time
-from typing import NamedTuple
+import uuid
+from dataclasses import replace
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .distributed import member_task
+from .distributed import one_line, pack_setup, task_setup
 
 __all__ = ["Member", "grid", "PopulationResult", "run_population", "checkpoint_paths",
-           "write_population_csv", "tune_population"]
+           "write_population_csv", "MemberResult", "member_task", "run_members"]
 
 VARY = ("lr", "seed", "both")
 
@@ -124,6 +125,95 @@ class PopulationResult(NamedTuple):
                 for row in r.history]
 
 
+class MemberResult(NamedTuple):
+    """What one population member's task returns (plain data, picklable).
+
+    ``history``: the tuner's rows; ``tuned`` / ``initial``: hyperparameters;
+    ``tuned_eval`` / ``initial_eval``: ``{"val_loss", "val_acc", "test_loss",
+    "test_acc"}`` (NaN for a member that diverged); ``resumed_from``: the
+    hyper-iteration its checkpoint held when the task started (0: from
+    scratch); ``error``: why it stopped (a diverged run), else None."""
+    index: int
+    seed: int
+    history: list
+    initial: dict
+    tuned: dict
+    best_iteration: int
+    initial_eval: dict
+    tuned_eval: dict
+    seconds: float
+    resumed_from: int
+    error: Any = None
+
+
+def member_task(setup, member, wrt: list, iterations: int, tuner_kw: dict,
+                checkpoint: str | None = None, progress: bool = False,
+                topic: str | None = None) -> MemberResult:
+    """Run one population member (`hyperopt.population.Member`) to ``iterations``
+    hyper-iterations: a `Tuner` on a fresh copy of ``setup`` with the member's seed and
+    initial hyperparameters, resuming from ``checkpoint`` when it exists and saving it
+    after every hyper-iteration.  ``topic``: log each row's iteration as a Dask event
+    (the population's progress bar).  A run that diverges is returned with ``error``."""
+    from .tune import Tuner
+    t0 = time.perf_counter()
+    s = task_setup(setup)
+    if member.seed is not None:
+        s = replace(s, seed=int(member.seed), init_seed=int(member.seed), _steppers={})
+    tuner = Tuner(s, dict(member.hparams), list(wrt), **{"iterations": iterations, **tuner_kw})
+    if checkpoint is not None and os.path.exists(checkpoint):
+        tuner.load(checkpoint)
+    resumed_from = tuner.iteration
+    on_row = None
+    if topic is not None:
+        from distributed import get_worker
+        worker = get_worker()
+        on_row = lambda row: worker.log_event(   # noqa: E731
+            topic, {"member": int(member.index), "iteration": int(row["iteration"]) + 1})
+    nan = {k: math.nan for k in ("val_loss", "val_acc", "test_loss", "test_acc")}
+    try:
+        res = tuner.run(iterations, progress=progress, checkpoint=checkpoint, on_row=on_row)
+    except FloatingPointError as e:   # HypergradientError: this member's run diverged
+        h = tuner.hparams()
+        return MemberResult(member.index, s.seed, list(tuner.history), h, h, -1, nan, nan,
+                            time.perf_counter() - t0, resumed_from, one_line(e))
+    return MemberResult(member.index, s.seed, res.history, res.initial, res.tuned,
+                        res.best_iteration, res.initial_eval, res.tuned_eval,
+                        time.perf_counter() - t0, resumed_from)
+
+
+def run_members(client, setup, members: list, wrt: list, iterations: int, tuner_kw: dict,
+                checkpoints: list, on_done: Callable | None = None,
+                on_progress: Callable | None = None) -> list:
+    """`member_task` for every member, as Dask tasks; the results in member order.
+    ``on_done(result)`` is called as each finishes, ``on_progress({"member", "iteration"})``
+    after each hyper-iteration of any member (from Dask's event stream)."""
+    from distributed import as_completed
+    token = uuid.uuid4().hex[:12]
+    topic = f"hyperopt-population-{token}" if on_progress is not None else None
+    if topic is not None:
+        client.subscribe_topic(topic, lambda event: on_progress(event[1]))
+    [remote_setup] = client.scatter([pack_setup(setup)], hash=False, broadcast=True)
+    futures = {client.submit(member_task, remote_setup, m, list(wrt), iterations, tuner_kw, ck,
+                             False, topic, pure=False,
+                             key=f"population-member-{m.index}-{token}"): m.index
+               for m, ck in zip(members, checkpoints)}
+    results = {}
+    try:
+        for fut in as_completed(list(futures)):
+            r = fut.result()
+            results[futures[fut]] = r
+            fut.release()
+            if on_done is not None:
+                on_done(r)
+    finally:
+        if topic is not None:
+            client.unsubscribe_topic(topic)
+        for f in futures:
+            f.release()
+        remote_setup.release()
+    return [results[m.index] for m in members]
+
+
 def run_population(setup, members: list, iterations: int, wrt=None, *, client=None,
                    checkpoint_dir: str | None = None, resume: bool = False,
                    progress: bool = False, **tuner_kw) -> PopulationResult:
@@ -167,7 +257,6 @@ def run_population(setup, members: list, iterations: int, wrt=None, *, client=No
                 results.append(r)
                 done(r)
         else:
-            from .distributed import run_members
             results = run_members(client, setup, members, wrt, iterations, tuner_kw, paths,
                                   on_done=done, on_progress=moved if progress else None)
     finally:
@@ -234,90 +323,3 @@ def _describe_members(members: list, vary: str) -> str:
         parts.append(f"seed {members[0].seed}" if n == 1 else
                      f"seeds {members[0].seed}..{members[-1].seed}")
     return " and ".join(parts)
-
-
-def tune_population(args, setup, names: list, start: dict) -> int:
-    """``tune --population N``: run the population (in this process, on a LocalCluster
-    of ``--workers`` processes, or on the cluster at ``--scheduler``), write
-    population.csv, population.png and settings.json to ``--out``, print each member's
-    result and the summary.  Called by `hyperopt.cli.cmd_tune` after its checks."""
-    from . import cli
-    from .distributed import ClusterError, close, connect
-    from .optim import Adam
-    out = cli._out_dir(args.out)
-    try:
-        members = grid(args.population, start, vary=args.vary, seed=args.seed)
-    except ValueError as e:
-        cli._fail("tune", str(e))
-    ckdir = os.path.join(os.path.abspath(out), "members")
-    csv_path = os.path.join(out, "population.csv")
-    png = os.path.join(out, "population.png")
-    if not args.resume and os.path.exists(csv_path):
-        os.remove(csv_path)
-    elif args.resume and not glob.glob(os.path.join(ckdir, "member_*.npz")):
-        print(f"no member checkpoints in {ckdir}; starting from the beginning", file=sys.stderr)
-    tuner_kw = {"hyper_optimizer": Adam(lr=args.hyper_lr), "mode": args.mode,
-                "chunk_size": args.chunk_size}
-    client = None
-    try:
-        if args.workers is not None or args.scheduler is not None:
-            try:
-                client = connect(workers=args.workers, scheduler=args.scheduler)
-            except ClusterError as e:
-                cli._fail("tune", str(e))
-            if cli._custom(args):   # its module need not exist where the workers run
-                import cloudpickle
-                cloudpickle.register_pickle_by_value(sys.modules[args.model.split(":", 1)[0]])
-            n = len(client.nthreads())
-            where = (f"a LocalCluster of {args.workers} worker processes"
-                     if args.workers is not None else
-                     f"the cluster at {args.scheduler} ({n} workers)")
-        else:
-            where = "this process, one member after another"
-        print(f"population of {len(members)} ({_describe_members(members, args.vary)}), each "
-              f"tuning {', '.join(names)} of {args.optimizer} on {cli._dataset(args)} "
-              f"({args.model}, {setup.n_params()} parameters), {args.steps} steps per run, "
-              f"{args.hyper_iters} hyper-iterations, mode {args.mode}; running on {where}")
-        res = run_population(setup, members, args.hyper_iters, names, client=client,
-                             checkpoint_dir=ckdir, resume=args.resume,
-                             progress=not args.no_progress, **tuner_kw)
-    finally:
-        close(client)
-    write_population_csv(res, csv_path)
-    s = res.summary()
-    caption = cli._caption(args, setup, f"population of {len(members)} "
-                                        f"({_describe_members(members, args.vary)}); "
-                                        f"mode {args.mode}; hyper-lr {args.hyper_lr:g}")
-    cli._save(_figure(res, names, caption), png)
-    cli._write_settings(out, cli._settings(
-        args, setup, tune=names, hyper_iters=args.hyper_iters, hyper_lr=args.hyper_lr,
-        mode=args.mode, chunk_size=args.chunk_size, resume=args.resume,
-        population=len(members), vary=args.vary, workers=args.workers, scheduler=args.scheduler,
-        members=[{"member": m.index, "seed": r.seed, "initial": m.hparams,
-                  "resumed_from": r.resumed_from, "error": r.error}
-                 for m, r in zip(members, res.results)], summary=s))
-    headers = ["member", "seed"] + [f"{n} (initial)" for n in names] + \
-              [f"{n} (tuned)" for n in names] + ["val_loss", "test_acc", "note"]
-    rows = []
-    for m, r in zip(members, res.results):
-        note = ("best" if r.index == s["best_member"] else
-                "diverged" if r.error else "")
-        if r.resumed_from and args.resume:
-            note = (note + "; " if note else "") + f"resumed at it. {r.resumed_from}"
-        rows.append([m.index, r.seed] + [float(np.mean(r.initial[n])) for n in names]
-                    + [float(np.mean(r.tuned[n])) for n in names]
-                    + [r.tuned_eval["val_loss"], r.tuned_eval["test_acc"], note])
-    print()
-    print(cli._table(headers, rows))
-    print()
-    best = "-" if s["best_member"] < 0 else str(s["best_member"])
-    print(cli._table(["", "best", "median", "worst", "spread", "best member", "diverged"],
-                     [["final val_loss", s["best"], s["median"], s["worst"], s["spread"], best,
-                       s["diverged"]]]))
-    for r in res.results:
-        if r.error:
-            print(f"member {r.index} diverged: {r.error}", file=sys.stderr)
-    print(f"\ntime {res.seconds:.1f} s")
-    print(f"wrote {csv_path}, {png}")
-    return 3 if s["best_member"] < 0 else 0
-

@@ -95,11 +95,7 @@ def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize("package", [
-    "autodiff",
-    pytest.param("hyperopt", marks=pytest.mark.xfail(strict=True, reason="hypergrad, planner, tune, "
-                                                     "distributed and cli, population still import each other")),
-])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycles(package):
     graph = import_graph()
     assert "autodiff.core" in graph and "hyperopt.hypergrad" in graph
