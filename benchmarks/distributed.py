@@ -132,7 +132,8 @@ def main() -> int:
 
     from hyperopt.data import digits
     from hyperopt.distributed import close, connect, fresh_setup
-    from hyperopt.hypergrad import Setup, _to_u, hypergradient
+    from hyperopt.coords import to_unconstrained as _to_u
+    from hyperopt.hypergrad import Setup, hypergradient
     from hyperopt.models import MLP
     from hyperopt.optim import SGD, Adam
     from hyperopt.population import grid, run_population

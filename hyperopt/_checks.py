@@ -33,7 +33,7 @@ def _is_tree(value) -> bool:
     return isinstance(value, (dict, list, tuple))
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
     """A hyperparameter for messages and repr: numbers as Python numbers, Duals by their primal."""
     if _is_tree(x):
         return repr(x)
@@ -66,9 +66,9 @@ def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf,
         try:
             x = np.asarray(stop_gradient(leaf), dtype=float)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a real number, got {_fmt(value)}") from None
+            raise ValueError(f"{name} must be a real number, got {fmt(value)}") from None
         if np.any(np.isnan(x)) or (finite and not np.all(np.isfinite(x))):
-            raise ValueError(f"{name} must be finite, got {_fmt(value)}")
+            raise ValueError(f"{name} must be finite, got {fmt(value)}")
         bad_lo = np.any(x <= lo) if lo_open else np.any(x < lo)
         bad_hi = np.any(x >= hi) if hi_open else np.any(x > hi)
         if bad_lo or bad_hi:
@@ -76,7 +76,7 @@ def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf,
                 what = f"> {lo:g}" if lo_open else f">= {lo:g}"
             else:
                 what = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-            raise ValueError(f"{name} must be {what}, got {_fmt(value)}")
+            raise ValueError(f"{name} must be {what}, got {fmt(value)}")
     return float(value) if scalar else value
 
 

@@ -57,14 +57,15 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from autodiff import grad, jit as _jit, value_and_grad
+from autodiff import basis_tangents, grad, jit as _jit, value_and_grad
 from autodiff.core import Box, primal_value
 from autodiff.dual import Dual, dual
 from autodiff.jit import RecordError
-from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
+from autodiff.tree import tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
 from ._checks import float_dtype, scalar_loss
+from .coords import d_value_d_u, flat_hypergrad, from_unconstrained, to_unconstrained, unflatten_like
 from .models import check_model
 from .optim import Optimizer, to_dtype
 
@@ -475,44 +476,11 @@ def _sig(fn) -> str:
         return "(...)"
 
 
-def _scalarize(name: str, value) -> dict:
-    """``{column: float}`` for one hyperparameter (pytrees get one column per entry)."""
-    leaves = [np.ravel(np.asarray(primal_value(x), dtype=float)) for x in tree_leaves(value)]
-    flat = np.concatenate(leaves) if leaves else np.zeros(0)
-    if flat.size == 1:
-        return {name: float(flat[0])}
-    return {f"{name}[{i}]": float(v) for i, v in enumerate(flat)}
-
-
-def _scalarize_h(h: dict, names) -> dict:
-    out = {}
-    for k in names:
-        out.update(_scalarize(k, h[k]))
-    return out
-
-
 def _fmt(v) -> str:
     try:
         return f"{float(primal_value(v)):.6g}"
     except (TypeError, ValueError):
         return repr(v)
-
-
-# -- flattening the hyperparameters into K directions --------------------------------
-
-def flat_hypergrad(values: dict, names) -> tuple[list, Any, list]:
-    """The leaves of ``{name: values[name]}``, its structure and their sizes."""
-    leaves, treedef = tree_flatten({k: values[k] for k in names})
-    return leaves, treedef, [int(np.size(primal_value(x))) for x in leaves]
-
-
-def unflatten_like(flat: np.ndarray, leaves: list, treedef) -> dict:
-    out, o = [], 0
-    for x in leaves:
-        n = int(np.size(primal_value(x)))
-        out.append(np.asarray(flat[o:o + n]).reshape(np.shape(primal_value(x))))
-        o += n
-    return tree_unflatten(treedef, out)
 
 
 class Hypergradient(NamedTuple):
@@ -532,33 +500,6 @@ class Hypergradient(NamedTuple):
     mode: str
     K: int
     seconds: float
-
-
-def _constraint_of(setup: Setup, name: str):
-    return setup.constraints[name]
-
-
-def _to_u(setup: Setup, h: dict, names) -> dict:
-    u = {}
-    for k in names:
-        v = tree_map(lambda a: np.asarray(a, dtype=setup.dtype), h[k])
-        u[k] = transforms.forward(_constraint_of(setup, k), v)
-    return u
-
-
-def _from_u(setup: Setup, u: dict) -> dict:
-    return {k: transforms.inverse(_constraint_of(setup, k), v) for k, v in u.items()}
-
-
-def _dh_du(setup: Setup, u: dict) -> dict:
-    """d(value)/d(unconstrained value), elementwise, for each hyperparameter."""
-    out = {}
-    for k, v in u.items():
-        c = _constraint_of(setup, k)
-        out[k] = tree_map(lambda a, c=c: np.asarray(primal_value(
-            transforms.inverse(c, dual(np.asarray(a, dtype=float), np.ones_like(a, dtype=float)))
-            .tangents)).reshape(np.shape(a)), v)
-    return out
 
 
 def val_loss_of(setup: Setup, h: dict, **train_kw):
@@ -592,7 +533,7 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
         if setup.constraints.get(k, "missing") == "missing":
             raise ValueError(f"{k!r} is not a continuous hyperparameter")
     setup.check_tunable(names)
-    u = _to_u(setup, h, names)
+    u = to_unconstrained(setup, h, names)
     leaves, treedef, sizes = flat_hypergrad(u, names)
     K = sum(sizes)
     if mode == "auto":
@@ -621,7 +562,7 @@ def hypergradient(setup: Setup, hparams: dict | None = None, wrt=None, *, mode: 
     seconds = time.perf_counter() - t0
     grads = unflatten_like(flat, leaves, treedef)
     _warn_zero(setup, grads, names)
-    scale = _dh_du(setup, u)
+    scale = d_value_d_u(setup, u)
     natural = {k: tree_map(lambda g, s: np.asarray(g) / s, grads[k], scale[k]) for k in names}
     return Hypergradient(float(value), grads, natural, acc, mode, K, seconds)
 
@@ -646,24 +587,18 @@ def _forward(setup, h, u, leaves, treedef, sizes, chunk_size, progress):
     value = acc = None
     for c0 in range(0, K, chunk):
         c1 = min(c0 + chunk, K)
-        value, flat[c0:c1], acc = _forward_chunk(setup, h, leaves, treedef, sizes, c0, c1,
+        value, flat[c0:c1], acc = _forward_chunk(setup, h, leaves, treedef, c0, c1,
                                                  progress)
     return value, flat, acc
 
 
-def _forward_chunk(setup, h, leaves, treedef, sizes, c0, c1, progress=False):
+def _forward_chunk(setup, h, leaves, treedef, c0, c1, progress=False):
     """One forward pass carrying directions ``c0 .. c1-1`` of the K: ``(validation
     loss, its c1 - c0 tangents, validation accuracy)``.  (`hyperopt.distributed`
     runs one such pass per task.)"""
-    offsets = np.cumsum([0] + sizes)
-    duals = []
-    for x, o, n in zip(leaves, offsets[:-1], sizes):
-        x = np.asarray(x)
-        tan = np.zeros((c1 - c0, n), dtype=x.dtype)
-        for j in range(max(o, c0), min(o + n, c1)):  # direction j seeds entry j - o
-            tan[j - c0, j - o] = 1.0
-        duals.append(dual(x, tan.reshape((c1 - c0,) + x.shape)))
-    hd = {**h, **_from_u(setup, tree_unflatten(treedef, duals))}
+    leaves = [np.asarray(x) for x in leaves]
+    duals = [dual(x, t) for x, t in zip(leaves, basis_tangents(leaves, c0, c1))]
+    hd = {**h, **from_unconstrained(setup, tree_unflatten(treedef, duals))}
     loss, acc = val_loss_of(setup, hd, progress=progress)
     if isinstance(loss, Dual):
         return (float(primal_value(loss.primal)),
@@ -676,15 +611,15 @@ def chunk_task(setup, h: dict, u: dict, names: list, c0: int, c1: int):
     forward pass carrying directions ``c0 .. c1-1`` of the K that ``u[names]`` flatten
     to, on the task's own copy of ``setup``; ``(validation loss, tangents, accuracy)``."""
     from .distributed import task_setup
-    leaves, treedef, sizes = flat_hypergrad(u, names)
-    return _forward_chunk(task_setup(setup), h, leaves, treedef, sizes, c0, c1)
+    leaves, treedef, _ = flat_hypergrad(u, names)
+    return _forward_chunk(task_setup(setup), h, leaves, treedef, c0, c1)
 
 
 def _reverse(setup, h, u, leaves, treedef, progress):
     out = {}
 
     def f(leaf_list):
-        hd = {**h, **_from_u(setup, tree_unflatten(treedef, leaf_list))}
+        hd = {**h, **from_unconstrained(setup, tree_unflatten(treedef, leaf_list))}
         loss, acc = val_loss_of(setup, hd, progress=progress, jit=False)
         out["acc"] = acc
         return loss

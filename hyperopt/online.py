@@ -41,15 +41,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autodiff import grad, jit, value_and_grad
+from autodiff import basis_tangents, grad, jit, value_and_grad
 from autodiff.core import primal_value
 from autodiff.dual import Dual, dual
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import transforms
 from ._checks import check_choice, check_range, renamed, renamed_kwargs
-from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array, _scalarize_h
-from .hypergrad import flat_hypergrad, unflatten_like
+from .coords import columns_of, flat_hypergrad, unflatten_like
+from .hypergrad import HypergradientError, Setup, _as_jit_inputs, _as_step_array
 from .towers import SPACES
 
 __all__ = ["Online", "RTHO", "MARTHE", "OnlineResult"]
@@ -157,8 +157,6 @@ class Online:
         t_start = time.perf_counter()
         leaves, treedef, sizes = flat_hypergrad(self.u, self.wrt)
         K = sum(sizes)
-        eye = np.eye(K, dtype=setup.dtype)
-        offsets = np.cumsum([0] + sizes)
 
         h = self.hparams()
         params = setup.init(h)
@@ -169,7 +167,6 @@ class Online:
         is_buf = [_is_buffer(x) for x in s_leaves]
         Z = [np.zeros((K,) + np.shape(x), dtype=setup.dtype) if b else None
              for x, b in zip(s_leaves, is_buf)]
-        n_params = len(tree_leaves(params))
         step = setup._stepper(setup.jit)
         guard = setup.jit and setup._eps_at_zero(setup.optimizer.resolve(
             {k: self.h[k] for k in setup.optimizer.defaults}))
@@ -190,11 +187,8 @@ class Online:
         for t in range(steps):
             x, y = setup.batch(t)
             # hyperparameters as duals: direction j is entry j of the flattened u
-            u_leaves = []
-            for leaf, o, n in zip(tree_leaves(self.u), offsets[:-1], sizes):
-                leaf = np.asarray(leaf)
-                u_leaves.append(dual(leaf, eye[o:o + n].T.reshape((K,) + leaf.shape)
-                                     if leaf.ndim else eye[o]))
+            u_now = [np.asarray(leaf) for leaf in tree_leaves(self.u)]
+            u_leaves = [dual(leaf, t) for leaf, t in zip(u_now, basis_tangents(u_now))]
             # in the setup's dtype: u is updated in float64 (a float32 u would lose small steps)
             hd = setup.cast_hparams({**self.h,
                                      **self._from_space(tree_unflatten(treedef, u_leaves))})
@@ -226,7 +220,7 @@ class Online:
             if not np.all(np.isfinite(hyper)):
                 raise HypergradientError(
                     f"the hypergradient stopped being finite at step {t + 1} "
-                    f"(hyperparameters {_scalarize_h(self.hparams(), self.wrt)})")
+                    f"(hyperparameters {columns_of(self.hparams(), self.wrt)})")
             clipped = self.max_norm is not None and norm > self.max_norm
             h_used = hyper * (self.max_norm / norm) if clipped else hyper
             updated = (t + 1) % self.delta == 0
@@ -239,7 +233,7 @@ class Online:
                 prev_hyper = h_used
                 if self.adaptive_mu:
                     self._adapt_mu(g_val, g_train)
-            row = {"t": t + 1, **_scalarize_h(self.hparams(), self.wrt), "mu": self.mu,
+            row = {"t": t + 1, **columns_of(self.hparams(), self.wrt), "mu": self.mu,
                    "beta": self.beta, "hypergrad_norm": norm, "updated": updated,
                    "val_loss": float(val_loss)}
             for j, v in enumerate(hyper):

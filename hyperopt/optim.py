@@ -65,7 +65,7 @@ import numpy as np
 from autodiff import stop_gradient
 from autodiff.tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
 
-from ._checks import _fmt, _is_tree, check_range
+from ._checks import fmt, _is_tree, check_range
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RAdam", "RMSprop", "Adagrad",
            "SGDState", "AdamState", "RAdamState", "RMSpropState", "AdagradState",
@@ -184,7 +184,7 @@ def check_denominator(denom, eps, where=None) -> None:
     if where is not None:
         zero = zero & np.asarray(stop_gradient(where), dtype=bool)
     if np.any(zero):
-        raise _ZeroDenominator(_fmt(eps))
+        raise _ZeroDenominator(fmt(eps))
 
 
 def _leaves_as(tree, treedef: TreeDef, what: str) -> list:
@@ -292,7 +292,7 @@ class Optimizer:
         for k, v in self._args.items():
             default = self._arg_defaults.get(k, _REQUIRED)
             if k == "lr" or not _same(v, default):
-                parts.append(f"{k}={_fmt(v)}")
+                parts.append(f"{k}={fmt(v)}")
         if self.optimizer is not None:
             parts.append(f"optimizer={self.optimizer!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
@@ -418,7 +418,7 @@ class SGD(Optimizer):
         if nesterov and (any(np.any(stop_gradient(m) <= 0) for m in tree_leaves(momentum))
                          or any(np.any(stop_gradient(d) != 0) for d in tree_leaves(dampening))):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0, "
-                             f"got momentum={_fmt(momentum)}, dampening={_fmt(dampening)}")
+                             f"got momentum={fmt(momentum)}, dampening={fmt(dampening)}")
         self.nesterov = bool(nesterov)
         super().__init__({"lr": lr, "momentum": momentum, "dampening": dampening,
                           "weight_decay": weight_decay},

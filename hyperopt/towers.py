@@ -84,13 +84,13 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from autodiff import dual, stop_gradient, value_and_grad
+from autodiff import basis_tangents, dual, stop_gradient, value_and_grad
 from autodiff.core import Box
 from autodiff.dual import Dual, ForwardTrace
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
-from ._checks import _fmt, check_choice, check_range, renamed_attribute, scalar_loss
+from ._checks import fmt, check_choice, check_range, renamed_attribute, scalar_loss
 from ._state import Stateful, check_like
 from .hd import _ON_INVALID, LearningRateWarning
 from .optim import Optimizer, flatten_matching
@@ -154,7 +154,7 @@ def _short(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_short(x) for x in v) + "]"
     x = stop_gradient(v)
-    return f"{float(x):.6g}" if np.ndim(x) == 0 else _fmt(v)
+    return f"{float(x):.6g}" if np.ndim(x) == 0 else fmt(v)
 
 
 def _name_with_values(opt: Optimizer, values: dict | None) -> str:
@@ -247,7 +247,7 @@ def _check_value(opt: Optimizer, level: int, name: str, value, space: str) -> No
     if space == "unconstrained":
         u = transforms.forward(c, value)
         if not all(np.all(np.isfinite(x)) for x in tree_flatten(u)[0]):
-            raise ValueError(f"{label} = {_fmt(value)} is on the closed end of its range, where "
+            raise ValueError(f"{label} = {fmt(value)} is on the closed end of its range, where "
                              "the unconstrained space puts it at -inf: a hypergradient step "
                              "cannot move it; start at a small positive value or use space='raw'")
 
@@ -432,11 +432,10 @@ class TowerSpec:
                     invalid += self._invalid(k - 1, new_us[k - 1])
             else:
                 prim, chain = u_leaves, [None] * len(u_leaves)
-            duals = []
-            for j, (x, c) in enumerate(zip(prim, chain)):
-                t = np.zeros(K) if c is None else np.array(c, dtype=np.float64).reshape(K)
-                t[lo + j] += 1.0
-                duals.append(dual(x, t, tag=tag))
+            # u_{k-1}'s own directions lo .. hi-1 (one-hot), plus its chain through the update
+            seeds = basis_tangents(list(prim), 0, K, offset=lo)
+            duals = [dual(x, t if c is None else t + np.asarray(c, dtype=np.float64).reshape(K), tag=tag)
+                     for x, t, c in zip(prim, seeds, chain)]
             hp = tree_map(lambda x: _weak(x, tag), self.natural(k - 1, tree_unflatten(u_def, duals)))
         new_state = TowerState(new_params, tuple(new_us), tuple(new_states), tangents, h,
                                state.step + 1)
@@ -455,7 +454,7 @@ class TowerSpec:
             return
         k, name, v = invalid[0]
         opt = self.levels[k]
-        msg = (f"hyperparameter {name!r} of level {k} ({type(opt).__name__}) became {_fmt(v)}, "
+        msg = (f"hyperparameter {name!r} of level {k} ({type(opt).__name__}) became {fmt(v)}, "
                f"outside its range {opt.constraints.get(name)!r}, after a hypergradient step")
         if self.space == "raw":
             msg += ("; lower the hyper-optimizer's step size, or use space='unconstrained' "

@@ -43,8 +43,8 @@ import numpy as np
 from autodiff.core import primal_value
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
-from .hypergrad import (HypergradientError, Setup, _from_u, _scalarize, _to_u, hypergradient,
-                        unflatten_like)
+from .coords import columns, from_unconstrained, to_unconstrained, unflatten_like
+from .hypergrad import HypergradientError, Setup, hypergradient
 from .optim import Adam, Optimizer
 
 __all__ = ["Tuner", "TuneResult", "CheckpointError", "CheckpointMismatch",
@@ -124,7 +124,7 @@ class Tuner:
                 self.chunk_size = self.plan.chunk_size
         else:
             self.plan = None
-        self.u = _to_u(setup, self.h0, self.wrt)
+        self.u = to_unconstrained(setup, self.h0, self.wrt)
         self.opt_state = self.hyper_optimizer.init(self.u)
         self.iteration = 0
         self.history: list[dict] = []
@@ -133,7 +133,7 @@ class Tuner:
     # -- one hyper-iteration ----------------------------------------------------
     def hparams(self) -> dict:
         return {**self.h0, **{k: tree_map(lambda a: np.asarray(primal_value(a)), v)
-                              for k, v in _from_u(self.setup, self.u).items()}}
+                              for k, v in from_unconstrained(self.setup, self.u).items()}}
 
     def step(self, progress: bool = False) -> dict:
         """One hypergradient and one hyper-optimizer step; the history row."""
@@ -149,10 +149,10 @@ class Tuner:
         scale = 1.0 if self.max_norm is None or norm <= self.max_norm else self.max_norm / norm
         row = {"iteration": self.iteration}
         for k in self.wrt:
-            row.update(_scalarize(k, h[k]))
+            row.update(columns(k, h[k]))
         row.update({"val_loss": hg.value, "val_acc": hg.accuracy})
         for k in self.wrt:
-            row.update(_scalarize(f"d_{k}", hg.grads[k]))
+            row.update(columns(f"d_{k}", hg.grads[k]))
         row.update({"hypergrad_norm": norm, "clipped": scale < 1.0, "seconds": hg.seconds,
                     "calibration_seconds": self._calibration_unreported, "mode": hg.mode})
         self._calibration_unreported = 0.0   # the first row this process writes carries it
@@ -189,7 +189,7 @@ class Tuner:
         for k, v in self.h0.items():
             if v is None or isinstance(v, (bool, str)):
                 continue
-            vals = list(_scalarize(k, v).values())
+            vals = list(columns(k, v).values())
             out[f"initial {k}"] = repr(vals[0]) if len(vals) == 1 else repr(vals)
         return out
 
@@ -311,7 +311,7 @@ class Tuner:
         row, h = self.history[i], dict(self.h0)
         for k in self.wrt:
             leaves, treedef = tree_flatten(self.h0[k])
-            flat = np.array([row[c] for c in _scalarize(k, self.h0[k])])
+            flat = np.array([row[c] for c in columns(k, self.h0[k])])
             h[k] = tree_map(lambda a: float(a) if np.ndim(a) == 0 else a,
                             unflatten_like(flat, leaves, treedef))
         return h

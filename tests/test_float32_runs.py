@@ -23,7 +23,8 @@ from autodiff.core import primal_value
 from autodiff.dual import Dual, dual
 from autodiff.tree import tree_leaves
 from hyperopt.data import digits
-from hyperopt.hypergrad import Setup, _as_step_array, _from_u, _to_u, hypergradient
+from hyperopt.coords import from_unconstrained as _from_u, to_unconstrained as _to_u
+from hyperopt.hypergrad import Setup, _as_step_array, hypergradient
 from hyperopt.models import MLP
 from hyperopt.online import MARTHE, RTHO
 from hyperopt.optim import SGD, Adagrad, Adam, AdamW, RAdam, RMSprop
