@@ -109,11 +109,17 @@ def connect(*, workers: int | None = None, scheduler: str | None = None,
         client = Client(cluster)
         where = f"the LocalCluster of {workers} worker processes"
     else:
-        try:
-            client = Client(scheduler, timeout=timeout)
-        except Exception as e:   # OSError, TimeoutError, ValueError (a malformed address), ...
-            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
-                               f"{one_line(e)}") from None
+        for attempt in range(3):
+            try:
+                client = Client(scheduler, timeout=timeout)
+                break
+            except AssertionError as e:   # Dask's handshake met an unexpected first message
+                if attempt == 2:          # (seen on a busy scheduler): a transient state, retried
+                    raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
+                                       f"{one_line(e)} in Dask's handshake, three times") from None
+            except Exception as e:   # OSError, TimeoutError, ValueError (a malformed address), ...
+                raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
+                                   f"{one_line(e)}") from None
         where = f"the cluster at {scheduler}"
     try:
         check_workers(client, timeout=timeout, where=where, address=scheduler)

@@ -133,6 +133,10 @@ def test_format_report_and_targets():
         reproduce._targets(["nope"])
 
 
+FULL = pytest.mark.skipif(not os.environ.get("HYPEROPT_REPRODUCE_FULL"), reason="the full reproductions take minutes per paper: HYPEROPT_REPRODUCE_FULL=1")
+
+
+@FULL
 @pytest.mark.slow
 def test_full_run(tmp_path):
     """The full run of every paper that is there (minutes per paper)."""

@@ -81,6 +81,10 @@ def test_quick_csv_contents(quick_reports):
     assert {"tangent_vs_fd", "mu0_vs_hd_val", "comparison", "schedule"} <= kinds
 
 
+FULL = pytest.mark.skipif(not os.environ.get("HYPEROPT_REPRODUCE_FULL"), reason="the full reproductions take minutes per paper: HYPEROPT_REPRODUCE_FULL=1")
+
+
+@FULL
 @pytest.mark.slow
 @pytest.mark.parametrize("paper", PAPERS)
 def test_full_run(tmp_path, paper):
