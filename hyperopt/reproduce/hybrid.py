@@ -17,8 +17,6 @@ jit-ed step, so only the run's own allocations count.
 """
 from __future__ import annotations
 
-import contextlib
-import csv
 import os
 import time
 import tracemalloc
@@ -27,6 +25,7 @@ import warnings
 import numpy as np
 
 from ._claims import Claim, Report
+from ._common import jit_backend, progress_bar, write_csv
 
 PAPER = "hybrid"
 TITLE = ("Hybrid forward-over-reverse hypergradients: the reverse tape run on dual numbers "
@@ -62,13 +61,6 @@ def _quadratic_data(seed: int = 0):
     x = rng.standard_normal((300, 10))
     y = x @ rng.standard_normal(10) + 0.1 * rng.standard_normal(300)
     return Split.from_arrays(x, y, val=0.2, test=0.2, seed=seed)
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, leave=False, unit="run", mininterval=0.5)
 
 
 def _rel(a: float, b: float) -> float:
@@ -141,33 +133,6 @@ def _memory(label: str, setup, h: dict, forward_T: list, reverse_T: list, bar):
     return rows
 
 
-@contextlib.contextmanager
-def jit_backend(name: str | None):
-    """$AUTODIFF_JIT_BACKEND set to ``name`` (None: left alone) for the jit-ed functions
-    created inside; jit reads it when a function is wrapped."""
-    old = os.environ.get("AUTODIFF_JIT_BACKEND")
-    if name is not None:
-        os.environ["AUTODIFF_JIT_BACKEND"] = name
-    try:
-        yield
-    finally:
-        if name is not None:
-            if old is None:
-                del os.environ["AUTODIFF_JIT_BACKEND"]
-            else:
-                os.environ["AUTODIFF_JIT_BACKEND"] = old
-
-
-def _write_csv(path: str, rows: list) -> None:
-    cols = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def _plot(path: str, agree: list, mem: list, mem_label: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -218,7 +183,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
         quad_T, digits_T, digits_sizes = 100, 100, (64, 32, 10)
         mem_sizes, fwd_T, rev_T = (64, 64, 10), [100, 1_000, 10_000], [25, 100, 400]
     h = {"lr": 0.05, "momentum": 0.9}
-    bar = _bar(2 + len(fwd_T) + len(rev_T), "hybrid: checks", progress)
+    bar = progress_bar(2 + len(fwd_T) + len(rev_T), "hybrid: checks", progress)
 
     quad = Setup(Quadratic(10), _quadratic_data(), SGD(lr=0.05, momentum=0.9), steps=quad_T,
                  batch_size=32)
@@ -284,7 +249,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
 
     csv_path = os.path.join(out_dir, f"{PAPER}.csv")
     png_path = os.path.join(out_dir, f"{PAPER}.png")
-    _write_csv(csv_path, agree + mem)
+    write_csv(csv_path, agree + mem)
     _plot(png_path, agree, mem, mem_label)
     settings = (
         f"Hyperparameters: SGD lr = 0.05 and momentum = 0.9 (K = 2 directions), float64, jit on. "

@@ -20,7 +20,6 @@ loss in place of the next minibatch's.  Checked here on digits
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -28,7 +27,7 @@ import time
 import numpy as np
 
 from ._claims import Claim, Report
-from .hybrid import jit_backend
+from ._common import jit_backend, progress_bar, tick, write_csv
 
 PAPER = "marthe"
 TITLE = ("MARTHE: Scheduling the Learning Rate via Online Hypergradients (Donini, Franceschi, "
@@ -36,18 +35,6 @@ TITLE = ("MARTHE: Scheduling the Learning Rate via Online Hypergradients (Donini
 FD_STEP = 1e-5      # central differences in log lr
 FD_TOL = 1e-6
 HD_TOL = 1e-9       # relative, the mu = 0 learning-rate trajectory against the independent HD
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, leave=False, unit="run", mininterval=0.5)
-
-
-def _tick(bar):
-    if bar is not None:
-        bar.update(1)
 
 
 def _rel(a: float, b: float) -> float:
@@ -136,7 +123,7 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
                          **kw).run(progress=progress)
         except FloatingPointError as e:     # HypergradientError: report it, do not hide it
             results[name] = {"val_acc": math.nan, "test_acc": math.nan, "note": str(e)[:200]}
-            _tick(bar)
+            tick(bar)
             continue
         p = np.array([lr0] + [r["lr"] for r in res.history[:-1]])
         paths[name] = p
@@ -148,7 +135,7 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
                          "peak_lr": float(p.max()), "peak_step": int(p.argmax()) + 1,
                          "seconds": time.perf_counter() - t0,
                          "setting": f"lr0={lr0}, beta={beta}"}
-        _tick(bar)
+        tick(bar)
     best = None
     for lr in fixed_grid:       # fixed lr: the best of a small grid on the validation set
         r = _baseline(setup, {"lr": np.float64(lr)})
@@ -156,7 +143,7 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
                      "val_acc": r[1], "test_acc": r[3]})
         if best is None or r[1] > best[1][1]:
             best = (lr, r)
-        _tick(bar)
+        tick(bar)
     results["fixed lr"] = {"val_acc": best[1][1], "test_acc": best[1][3], "test_loss": best[1][2],
                            "final_lr": best[0], "setting": f"lr={best[0]} (best of {fixed_grid})"}
     paths["fixed lr"] = np.full(T, best[0])
@@ -171,7 +158,7 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
                          "lr": lr, "decay": d, "gamma": gamma, "val_acc": r[1], "test_acc": r[3]})
             if best is None or r[1] > best[2][1]:
                 best = (lr, d, r)
-            _tick(bar)
+            tick(bar)
     lr, d, r = best
     results["exponential decay"] = {"val_acc": r[1], "test_acc": r[3], "test_loss": r[2],
                                     "final_lr": lr * d,
@@ -184,16 +171,6 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
         rows += [{"experiment": "schedule", "seed": seed, "method": name, "step": t + 1,
                   "lr": float(v)} for t, v in enumerate(p)]
     return results, paths, val_curves, mu_path
-
-
-def _write_csv(path: str, rows: list) -> None:
-    cols = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
 
 
 COLORS = {"MARTHE": "C3", "RTHO": "C2", "HD": "C0", "exponential decay": "C1", "fixed lr": "C7"}
@@ -270,7 +247,7 @@ def _run(quick, out_dir, progress, split, sizes, check_T, T, seeds, fixed_grid, 
     batch, lr0, beta, clip = 32, 0.1, 0.1, 1.0
     model = MLP(sizes)
     n_runs = 2 + len(seeds) * (3 + len(fixed_grid) + len(exp_grid) * len(decays))
-    bar = _bar(n_runs, "marthe: runs", progress)
+    bar = progress_bar(n_runs, "marthe: runs", progress)
     rows, claims = [], []
 
     # 1. mu = 1, beta = 0: the tangent against central differences (SGD with momentum,
@@ -288,7 +265,7 @@ def _run(quick, out_dir, progress, split, sizes, check_T, T, seeds, fixed_grid, 
         f"tangent {tangent:.10g}, central differences {fd:.10g}: relative difference {rel:.1e}",
         f"relative difference <= {FD_TOL:g} (central differences in log lr, step {FD_STEP:g}, "
         "float64)", rel <= FD_TOL, exact=True, quick_ok=True))
-    _tick(bar)
+    tick(bar)
 
     # 2. mu = 0: the lr trajectory is HD on the validation loss
     setup_hd = Setup(model, split, SGD(lr=lr0), steps=check_T, batch_size=batch)
@@ -307,7 +284,7 @@ def _run(quick, out_dir, progress, split, sizes, check_T, T, seeds, fixed_grid, 
         f"from the independent computation {worst:.1e}",
         f"relative difference <= {HD_TOL:g} at every step", worst <= HD_TOL,
         exact=True, quick_ok=True))
-    _tick(bar)
+    tick(bar)
 
     # 3. the schedule comparison: plain SGD; per seed, the same data order and initial
     #    weights for every method
@@ -366,7 +343,7 @@ def _run(quick, out_dir, progress, split, sizes, check_T, T, seeds, fixed_grid, 
 
     csv_path = os.path.join(out_dir, f"{PAPER}.csv")
     png_path = os.path.join(out_dir, f"{PAPER}.png")
-    _write_csv(csv_path, rows)
+    write_csv(csv_path, rows)
     _plot(png_path, paths, val_curves, results, mu_path, T)
     settings = (
         f"Digits, a tanh MLP {'-'.join(map(str, sizes))}, plain SGD, batch {batch}, float64; "

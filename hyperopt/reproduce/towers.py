@@ -22,7 +22,6 @@ where training stopped), not dropped.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -31,24 +30,13 @@ import warnings
 import numpy as np
 
 from ._claims import Claim, Report
+from ._common import progress_bar, tick, write_csv
 
 PAPER = "towers"
 TITLE = ("Gradient Descent: The Ultimate Optimizer (Chandra, Xie, Ragan-Kelley and Meijer, "
          "NeurIPS 2022)")
 HEIGHTS = (0, 1, 2, 3)
 TIME_RATIO_MAX = 1.10    # "small overhead": within 10% of height 0 at height 3
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, leave=False, unit="run", mininterval=0.5)
-
-
-def _tick(bar):
-    if bar is not None:
-        bar.update(1)
 
 
 def sgd_stack(alpha0: float, height: int):
@@ -129,16 +117,6 @@ def _good_range(grid, alphas, h, within=5.0) -> str:
     return txt if len(span) == len(good) else f"{txt} ({len(good)} of {len(span)} values)"
 
 
-def _write_csv(path: str, rows: list) -> None:
-    cols = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def _plot(path, alphas, grid, spreads, table, times, T):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -206,11 +184,11 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
              ("adam", Adam(1e-3), "adam / sgd", Adam(1e-3, optimizer=SGD(1e-5))),
              ("adagrad", Adagrad(1e-2), "adagrad / sgd", Adagrad(1e-2, optimizer=SGD(1e-5))),
              ("rmsprop", RMSprop(1e-2), "rmsprop / sgd", RMSprop(1e-2, optimizer=SGD(1e-5)))]
-    bar = _bar(len(HEIGHTS) * len(alphas) + 2 * len(pairs) + 2, "towers: runs", progress)
+    bar = progress_bar(len(HEIGHTS) * len(alphas) + 2 * len(pairs) + 2, "towers: runs", progress)
 
     # 0. the identity the method rests on: SGD / SGD in the raw space is Baydin et al.'s HD
     claims = [_sgd_sgd_is_hd(model, params0, batches[:30], rows)]
-    _tick(bar)
+    tick(bar)
 
     # 1. robustness to alpha0 against height
     grid = {}
@@ -221,7 +199,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
             rows.append({"experiment": "robustness", "height": h, "alpha0": a, "test_error": err,
                          "diverged": div,
                          "final_lr": float(lr[-1]) if lr is not None and len(lr) else a})
-            _tick(bar)
+            tick(bar)
     spreads = {h: max(grid[h, a][0] for a in alphas) - min(grid[h, a][0] for a in alphas)
                for h in HEIGHTS}
     spread_txt = " -> ".join(f"{spreads[h]:.1f}" for h in HEIGHTS)
@@ -248,7 +226,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
             table.append({"optimizer": name, "test_error": err, "diverged": div})
             rows.append({"experiment": "table1", "optimizer": name, "test_error": err,
                          "diverged": div})
-            _tick(bar)
+            tick(bar)
     errs = {r["optimizer"]: r["test_error"] for r in table}
     for base_name, _, stack_name, _ in pairs:
         b, s = errs[base_name], errs[stack_name]
@@ -278,7 +256,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
                 for x, y in batches[:time_steps]:
                     towers[h].step(model.loss, x, y)
                 samples[h].append((time.perf_counter() - t0) / time_steps)
-    _tick(bar)
+    tick(bar)
     if bar is not None:
         bar.close()
     times = {h: float(np.median(samples[h])) for h in HEIGHTS}
@@ -299,7 +277,7 @@ def run(quick: bool, out_dir: str, progress: bool = True) -> Report:
 
     csv_path = os.path.join(out_dir, f"{PAPER}.csv")
     png_path = os.path.join(out_dir, f"{PAPER}.png")
-    _write_csv(csv_path, rows)
+    write_csv(csv_path, rows)
     _plot(png_path, alphas, grid, spreads, table, times, T)
     settings = (
         f"Digits (1,077 training, 360 test images) instead of MNIST, a tanh MLP "
