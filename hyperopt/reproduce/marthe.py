@@ -168,8 +168,10 @@ def _compare(model, split, seed, T, batch, lr0, beta, clip, fixed_grid, exp_grid
     for name, r in results.items():
         rows.append({"experiment": "comparison", "seed": seed, "method": name, **r})
     for name, p in paths.items():
+        # every step to 100, then every 25th and the last (the plot has them all)
         rows += [{"experiment": "schedule", "seed": seed, "method": name, "step": t + 1,
-                  "lr": float(v)} for t, v in enumerate(p)]
+                  "lr": float(v)} for t, v in enumerate(p)
+                 if t < 100 or (t + 1) % 25 == 0 or t == len(p) - 1]
     return results, paths, val_curves, mu_path
 
 
