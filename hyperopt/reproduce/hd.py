@@ -14,23 +14,21 @@ Claims checked (see `run`):
   parameters for SGD, SGD with Nesterov momentum and Adam (the HD optimizers
   take their directions from `hyperopt.optim`).
 
-The data, model, loss and batch sequence are those of
-``benchmarks/hd_sensitivity.py`` (imported, not copied): sklearn's digits
-(80/20 train/validation split), a 64 -> 10 softmax regression from zero
-weights, minibatches of 64 drawn by epoch permutations.
+The data, model, loss and batch sequence are `hyperopt.reproduce.workload`'s
+(``benchmarks/hd_sensitivity.py`` runs it too): sklearn's digits (80/20
+train/validation split), a 64 -> 10 softmax regression from zero weights,
+minibatches of 64 drawn by epoch permutations.
 """
 from __future__ import annotations
 
 import csv
-import importlib
-import importlib.util
 import math
 import os
-import sys
 import warnings
 
 import numpy as np
 
+from . import workload
 from ._claims import Claim, Report
 
 TITLE = ("Online Learning Rate Adaptation with Hypergradient Descent (Baydin, Cornish, "
@@ -54,43 +52,24 @@ PUBLISHED_EPOCH10 = {"SGD": 0.3957, "SGD-HD": 0.2934, "SGDN": 0.2893, "SGDN-HD":
 REPO = "gbaydin/hypergradient-descent"
 
 
-def _bench():
-    """benchmarks/hd_sensitivity.py: imported from the source tree (the repository
-    root on sys.path, or beside this package)."""
-    try:
-        return importlib.import_module("benchmarks.hd_sensitivity")
-    except ImportError:
-        pass
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(root, "benchmarks", "hd_sensitivity.py")
-    if not os.path.exists(path):
-        raise ImportError("hyperopt.reproduce.hd needs benchmarks/hd_sensitivity.py from the "
-                          "source tree (run from a checkout of the repository)")
-    spec = importlib.util.spec_from_file_location("_hd_sensitivity", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _make(method: str, alpha0: float, params, beta=None):
     """A runner with ``.step(loss_fn, grad_fn, x, y)`` and ``.lr()`` (the lr in use)."""
     from hyperopt.hd import AdamHD, SGDHD, SGDNHD
     from hyperopt.optim import SGD, Adam
-    b = _bench()
+    b = workload
     beta = BETA.get(method) if beta is None else beta
     if method == "SGD":
-        r = b._Pure(SGD(alpha0), params)
+        r = b.Pure(SGD(alpha0), params)
     elif method == "SGDN":
-        r = b._Pure(SGD(alpha0, momentum=0.9, nesterov=True), params)
+        r = b.Pure(SGD(alpha0, momentum=0.9, nesterov=True), params)
     elif method == "Adam":
-        r = b._Pure(Adam(alpha0), params)
+        r = b.Pure(Adam(alpha0), params)
     elif method == "SGD-HD":
-        r = b._Stateful(SGDHD(params, lr=alpha0, hypergrad_lr=beta), params)
+        r = b.Stateful(SGDHD(params, lr=alpha0, hypergrad_lr=beta), params)
     elif method == "SGDN-HD":
-        r = b._Stateful(SGDNHD(params, lr=alpha0, hypergrad_lr=beta, momentum=0.9), params)
+        r = b.Stateful(SGDNHD(params, lr=alpha0, hypergrad_lr=beta, momentum=0.9), params)
     elif method == "Adam-HD":
-        r = b._Stateful(AdamHD(params, lr=alpha0, hypergrad_lr=beta), params)
+        r = b.Stateful(AdamHD(params, lr=alpha0, hypergrad_lr=beta), params)
     else:
         raise ValueError(method)
     r.lr = (lambda: float(np.mean(r.opt.lr))) if hasattr(r.opt, "param_groups") else \
@@ -100,7 +79,7 @@ def _make(method: str, alpha0: float, params, beta=None):
 
 class _Task:
     def __init__(self, steps: int):
-        b = _bench()
+        b = workload
         self.data = b.load_data(0)
         self.batches = b.batch_indices(len(self.data[0]), steps, seed=0)
         self.loss = b.make_loss(b.logits_logreg)

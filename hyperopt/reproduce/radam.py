@@ -145,8 +145,7 @@ def simulate(n_draws: int, steps: int, seed: int = 0, beta2: float = 0.999, mu: 
 def _lr_sweep(lrs, steps: int, progress_bar=None) -> dict:
     from autodiff import grad
     from hyperopt.optim import Adam, RAdam
-    from .hd import _bench
-    b = _bench()
+    from . import workload as b
     Xtr, Ytr, _, Xva, Yva, yva = b.load_data(0)
     loss = b.make_loss(b.logits_mlp)
     g = grad(loss)
@@ -155,7 +154,7 @@ def _lr_sweep(lrs, steps: int, progress_bar=None) -> dict:
     for name, make in (("Adam", Adam), ("RAdam", RAdam)):
         for lr in lrs:
             params = b.init_mlp(np.random.default_rng(0))
-            runner = b._Pure(make(lr), params)
+            runner = b.Pure(make(lr), params)
             ok = True
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
