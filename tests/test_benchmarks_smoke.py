@@ -46,3 +46,12 @@ def test_integrate_memory_runs():
     assert any(row[:2] == ["100", "forward"] for row in rows)
     reverse = [row for row in rows if row[:2] == ["100", "reverse"]]
     assert reverse and float(reverse[0][-1]) < 1e-10   # reverse agrees with forward mode
+
+
+def test_skinny_gemm_runs():
+    r = _run("benchmarks/skinny_gemm.py", "--repeats", "3", timeout=180)
+    assert r.returncode == 0, r.stderr
+    rows = [l.split() for l in r.stdout.splitlines() if l.startswith(("h ", "h.T", "g @"))]
+    assert len(rows) == 6
+    # the loops agree with numpy's matmul to rounding (the last column: max relative difference)
+    assert all(float(row[-1]) < (1e-13 if "float64" in row else 1e-5) for row in rows)
