@@ -56,7 +56,7 @@ from typing import Any
 
 from autodiff.tree import tree_flatten, tree_map
 
-from ._checks import check_choice, check_range
+from ._checks import check_choice, check_range, renamed_kwargs
 from .optim import SGD, Optimizer
 from .towers import SPACES, TowerSpec, _Stateful, describe  # noqa: F401  (describe: re-export)
 
@@ -83,7 +83,8 @@ def _hypergrad_lr(hypergrad_lr, names: tuple) -> Any:
     return hypergrad_lr
 
 
-def hd_init(optimizer: Optimizer, params, *, hypergrad_lr, hyperparams=("lr",),
+@renamed_kwargs(hyperparams="wrt")
+def hd_init(optimizer: Optimizer, params, *, hypergrad_lr, wrt=("lr",),
             space: str = "raw", per_parameter: bool = False, on_invalid: str = "warn"):
     """``(spec, state)`` of `HD` as pure values: step with ``towers.tower_update(spec, grads, state)``."""
     if not isinstance(optimizer, Optimizer):
@@ -93,7 +94,7 @@ def hd_init(optimizer: Optimizer, params, *, hypergrad_lr, hyperparams=("lr",),
                          "as its own. For a stack of optimizers use hyperopt.towers.Tower")
     check_choice("space", space, SPACES)
     # the names and the initial values, to size the hyper-level's step sizes
-    probe = TowerSpec([optimizer, SGD(0.0)], [hyperparams], space, [per_parameter], on_invalid)
+    probe = TowerSpec([optimizer, SGD(0.0)], [wrt], space, [per_parameter], on_invalid)
     beta = _hypergrad_lr(hypergrad_lr, probe.names[0])
     u0 = probe.init(params).hparams[0]
     if isinstance(beta, dict):  # one step size per name, broadcast over per-parameter values
@@ -106,7 +107,7 @@ def hd_init(optimizer: Optimizer, params, *, hypergrad_lr, hyperparams=("lr",),
 class HD(_Stateful):
     """Online hypergradient descent on any subset of an optimizer's hyperparameters.
 
-    ``HD(optimizer, params=None, *, hypergrad_lr, hyperparams=("lr",), space="raw",
+    ``HD(optimizer, params=None, *, hypergrad_lr, wrt=("lr",), space="raw",
     per_parameter=False, on_invalid="warn")``
 
     optimizer:     any optimizer of `hyperopt.optim` (without ``optimizer=``);
@@ -115,9 +116,10 @@ class HD(_Stateful):
     hypergrad_lr:  β, a number or ``{name: β}``.  No default: its scale depends
                    on the optimizer and the space (the paper uses 1e-3 for SGD
                    and 1e-8..1e-7 for Adam, both raw).
-    hyperparams:   the names to tune, e.g. ``("lr", "momentum")`` or
+    wrt:           the names to tune, e.g. ``("lr", "momentum")`` or
                    ``("lr", "betas", "weight_decay")``; K = their number (times
                    the number of parameter leaves with ``per_parameter``).
+                   (``hyperparams=``, its old name, still works and warns.)
     space:         "raw" (default; equals the closed forms of `hd`) or
                    "unconstrained" (module docstring).
 
@@ -127,22 +129,23 @@ class HD(_Stateful):
     ``state_dict`` / ``load_state_dict``.
     """
 
+    @renamed_kwargs(hyperparams="wrt")
     def __init__(self, optimizer: Optimizer, params=None, *, hypergrad_lr,
-                 hyperparams=("lr",), space: str = "raw", per_parameter: bool = False,
+                 wrt=("lr",), space: str = "raw", per_parameter: bool = False,
                  on_invalid: str = "warn"):
         if isinstance(optimizer, Optimizer) and optimizer.optimizer is not None:
             raise ValueError(f"{optimizer!r} already has a hyper-optimizer; HD uses "
                              "SGD(hypergrad_lr) as its own. For a stack of optimizers use "
                              "hyperopt.towers.Tower")
         self.optimizer = optimizer
-        self._options = dict(hypergrad_lr=hypergrad_lr, hyperparams=hyperparams, space=space,
+        self._options = dict(hypergrad_lr=hypergrad_lr, wrt=wrt, space=space,
                              per_parameter=per_parameter, on_invalid=on_invalid)
         self._history = None
         self.spec = self.state = None
         # validate everything now, even without params
-        TowerSpec([optimizer, SGD(0.0)], [hyperparams], space, [per_parameter], on_invalid)
+        TowerSpec([optimizer, SGD(0.0)], [wrt], space, [per_parameter], on_invalid)
         if params is None:
-            _hypergrad_lr(hypergrad_lr, TowerSpec([optimizer, SGD(0.0)], [hyperparams], space,
+            _hypergrad_lr(hypergrad_lr, TowerSpec([optimizer, SGD(0.0)], [wrt], space,
                                                   [per_parameter]).names[0])
         else:
             self.init(params)
@@ -198,4 +201,4 @@ class HD(_Stateful):
     def __repr__(self) -> str:
         o = self._options
         return (f"HD({self.optimizer!r}, hypergrad_lr={o['hypergrad_lr']!r}, "
-                f"hyperparams={o['hyperparams']!r}, space={o['space']!r})")
+                f"wrt={o['wrt']!r}, space={o['space']!r})")

@@ -59,7 +59,7 @@ Which hyperparameters
 ---------------------
 By default (Chandra's choice) each tuned level tunes ``lr``, ``momentum`` if
 it has one and it is > 0, and ``beta1`` / ``beta2`` if it has them.
-``hyperparams`` selects others: one tuple of names for every level, or one
+``wrt`` selects others: one tuple of names for every level, or one
 entry per tuned level (bottom first; None for the default), or a dict
 ``{level: names}``; ``"betas"`` stands for ``("beta1", "beta2")``.
 ``per_parameter=True`` (or one flag per tuned level) gives one value of each
@@ -90,7 +90,7 @@ from autodiff.dual import Dual, ForwardTrace
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 from . import transforms
-from ._checks import fmt, check_choice, check_range, renamed_attribute, scalar_loss
+from ._checks import check_choice, check_range, fmt, renamed_attribute, renamed_kwargs, scalar_loss
 from ._state import Stateful, check_like
 from .hd import _ON_INVALID, LearningRateWarning
 from .optim import Optimizer, flatten_matching
@@ -308,7 +308,8 @@ class TowerSpec:
     a new `TowerState` and leaves the one it was given untouched.
     """
 
-    def __init__(self, stack, hyperparams=None, space: str = "unconstrained",
+    @renamed_kwargs(hyperparams="wrt")
+    def __init__(self, stack, wrt=None, space: str = "unconstrained",
                  per_parameter=False, on_invalid: str = "warn"):
         levels = stack_levels(stack) if isinstance(stack, Optimizer) else list(stack)
         if not levels or not all(isinstance(o, Optimizer) for o in levels):
@@ -324,7 +325,7 @@ class TowerSpec:
             return v is None or isinstance(v, str) or (
                 isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v) and len(v) > 0)
 
-        names = _per_level(hyperparams, n, "hyperparams", single_names)
+        names = _per_level(wrt, n, "wrt", single_names)
         self.names = tuple(_normalize_names(levels[k], names[k], k, space) for k in range(n))
         per = _per_level(per_parameter, n, "per_parameter",
                          lambda v: isinstance(v, (bool, np.bool_)))
@@ -566,7 +567,7 @@ def _scalar_loss_fn(loss_fn):
 class Tower(_Stateful):
     """Train a model with a hyperoptimizer tower.
 
-    ``Tower(stack, params, hyperparams=None, space="unconstrained",
+    ``Tower(stack, params, wrt=None, space="unconstrained",
     per_parameter=False, history=True, on_invalid="warn")``
 
     stack:         an optimizer of `hyperopt.optim`, its hyper-optimizer given
@@ -574,8 +575,9 @@ class Tower(_Stateful):
                    optimizer, a useful baseline).  The top has fixed
                    hyperparameters.
     params:        the model's parameters, a pytree of float arrays.
-    hyperparams:   which hyperparameters each tuned level tunes (module
+    wrt:           which hyperparameters each tuned level tunes (module
                    docstring); default lr, momentum (if > 0), beta1, beta2.
+                   (``hyperparams=``, its old name, still works and warns.)
     space:         "unconstrained" (default): tuned values live in the
                    unconstrained space of `hyperopt.transforms` and never leave
                    their range; "raw": they are the values themselves (a
@@ -594,9 +596,10 @@ class Tower(_Stateful):
     same from gradients computed elsewhere and returns the new parameters.
     """
 
-    def __init__(self, stack: Optimizer, params, hyperparams=None, space: str = "unconstrained",
+    @renamed_kwargs(hyperparams="wrt")
+    def __init__(self, stack: Optimizer, params, wrt=None, space: str = "unconstrained",
                  per_parameter=False, history: bool = True, on_invalid: str = "warn"):
-        self.spec = TowerSpec(stack, hyperparams, space, per_parameter, on_invalid)
+        self.spec = TowerSpec(stack, wrt, space, per_parameter, on_invalid)
         self.state = self.spec.init(params)
         self._history = ([{name: [] for name in names} for names in self.spec.names]
                          if history else None)

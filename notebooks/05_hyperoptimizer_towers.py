@@ -89,7 +89,7 @@ batcher = Batcher(len(train.x), batch_size=64, seed=0)
 T = 200
 batches = [batcher.batch(train, t) for t in range(T)]
 
-tower = Tower(SGD(0.01, optimizer=Adam(0.03, optimizer=Adam(0.01))), params0, hyperparams="lr")
+tower = Tower(SGD(0.01, optimizer=Adam(0.03, optimizer=Adam(0.01))), params0, wrt="lr")
 print("stack:", describe(tower), "  height", tower.height)
 for batch in batches[:20]:
     tower.step(model.loss, batch.x, batch.y)  # loss and gradient, then one step of every level
@@ -99,7 +99,7 @@ assert tower.height == 2 and describe(tower) == "sgd / adam / adam"
 assert len(tower.history[0]["lr"]) == 20 and tower.hparams[0]["lr"] != 0.01
 
 # %% [markdown]
-# `hyperparams="lr"` makes every level tune only the learning rate of the level
+# `wrt="lr"` makes every level tune only the learning rate of the level
 # below, so each level has one number, easy to plot. (The default, Chandra's
 # choice, also tunes momentum and Adam's betas.)
 #
@@ -173,7 +173,7 @@ def stack(lr, kappas):
 
 
 def train_tower(lr, kappas):
-    tower = Tower(stack(lr, kappas), params0, hyperparams="lr")
+    tower = Tower(stack(lr, kappas), params0, wrt="lr")
     for batch in batches:
         tower.step(model.loss, batch.x, batch.y)
     lr_path = np.array(tower.history[0]["lr"]) if tower.height else np.full(T, lr)

@@ -142,7 +142,7 @@ def _fd_hypergrad(opt, names, values, g_prev, state_prev, params_prev, g_now, ep
 ], ids=["radam", "adamw", "rmsprop", "adagrad"])
 def test_hypergradient_of_any_optimizer_matches_finite_differences(opt, names):
     p0 = _params0()
-    hd = HD(opt, p0, hypergrad_lr=0.0, hyperparams=names)   # β = 0: α stays put
+    hd = HD(opt, p0, hypergrad_lr=0.0, wrt=names)   # β = 0: α stays put
     assert hd.K == len(hd.hparams)
     gs = _gradient_sequence(8)
     for t, g in enumerate(gs[:-1]):
@@ -150,7 +150,7 @@ def test_hypergradient_of_any_optimizer_matches_finite_differences(opt, names):
         hd.step(g)
         fd = _fd_hypergrad(opt, prev_values.keys(), prev_values, g, prev_state, prev_params,
                            gs[t + 1])
-        hd_next = HD(opt, p0, hypergrad_lr=0.0, hyperparams=names)
+        hd_next = HD(opt, p0, hypergrad_lr=0.0, wrt=names)
         hd_next.load_state_dict(hd.state_dict())
         hd_next.step(gs[t + 1])
         for name, v in fd.items():
@@ -175,8 +175,8 @@ def test_radam_adamw_rmsprop_hd_train(opt, beta):
 def test_unconstrained_space_is_the_chain_rule_of_the_raw_one():
     """With β = 0 both runs coincide; h in the unconstrained space is h_raw · dα/du."""
     p0 = _params0()
-    raw = HD(Adam(0.02, betas=(0.8, 0.99)), p0, hypergrad_lr=0.0, hyperparams=("lr", "betas"))
-    unc = HD(Adam(0.02, betas=(0.8, 0.99)), p0, hypergrad_lr=0.0, hyperparams=("lr", "betas"),
+    raw = HD(Adam(0.02, betas=(0.8, 0.99)), p0, hypergrad_lr=0.0, wrt=("lr", "betas"))
+    unc = HD(Adam(0.02, betas=(0.8, 0.99)), p0, hypergrad_lr=0.0, wrt=("lr", "betas"),
              space="unconstrained")
     for g in _gradient_sequence(5):
         raw.step(g)
@@ -240,7 +240,7 @@ def test_per_parameter_equals_independent_runs_on_each_leaf():
 def test_hypergrad_lr_per_name():
     p0 = _params0()
     hd = HD(SGD(0.05, momentum=0.5), p0, hypergrad_lr={"lr": 1e-3, "momentum": 0.0},
-            hyperparams=("lr", "momentum"))
+            wrt=("lr", "momentum"))
     for g in _gradient_sequence(5):
         hd.step(g)
     assert hd.hparams["momentum"] == 0.5 and hd.hparams["lr"] != 0.05
@@ -250,7 +250,7 @@ def test_hypergrad_lr_per_name():
 def test_float32_stays_float32():
     p0 = {k: v.astype(np.float32) for k, v in _params0().items()}
     for space in ("raw", "unconstrained"):
-        hd = HD(Adam(0.01), p0, hypergrad_lr=1e-6, hyperparams=("lr", "betas"), space=space)
+        hd = HD(Adam(0.01), p0, hypergrad_lr=1e-6, wrt=("lr", "betas"), space=space)
         for g in _gradient_sequence(3):
             hd.step({k: v.astype(np.float32) for k, v in g.items()})
         assert all(v.dtype == np.float32 for v in hd.params.values())
@@ -260,18 +260,18 @@ def test_float32_stays_float32():
 def test_state_dict_round_trip_pickles_and_resumes_exactly():
     p0 = _params0()
     gs = _gradient_sequence(10)
-    a = HD(RAdam(0.01), p0, hypergrad_lr=1e-5, hyperparams=("lr", "beta1"))
+    a = HD(RAdam(0.01), p0, hypergrad_lr=1e-5, wrt=("lr", "beta1"))
     for g in gs[:5]:
         a.step(g)
     saved = pickle.loads(pickle.dumps(a.state_dict()))
     for g in gs[5:]:
         a.step(g)
-    b = HD(RAdam(0.01), hypergrad_lr=1e-5, hyperparams=("lr", "beta1")).init(p0)
+    b = HD(RAdam(0.01), hypergrad_lr=1e-5, wrt=("lr", "beta1")).init(p0)
     b.load_state_dict(saved)
     for g in gs[5:]:
         b.step(g)
     assert _max_diff(a.params, b.params) == 0 and a.hparams == b.hparams
-    c = HD(RAdam(0.01), p0, hypergrad_lr=1e-5, hyperparams=("lr",))
+    c = HD(RAdam(0.01), p0, hypergrad_lr=1e-5, wrt=("lr",))
     with pytest.raises(ValueError, match="state dict"):
         c.load_state_dict(saved)
 
@@ -294,10 +294,10 @@ def test_pure_functions_and_lazy_init():
     (dict(hypergrad_lr=float("nan")), "hypergrad_lr"),
     (dict(hypergrad_lr={"lr": -1e-3}), "hypergrad_lr"),
     (dict(hypergrad_lr={"momentum": 1e-3}), "momentum"),
-    (dict(hypergrad_lr=1e-3, hyperparams=("lr", "gamma")), "gamma"),
+    (dict(hypergrad_lr=1e-3, wrt=("lr", "gamma")), "gamma"),
     (dict(hypergrad_lr=1e-3, space="log"), "space"),
     (dict(hypergrad_lr=1e-3, on_invalid="maybe"), "on_invalid"),
-    (dict(hypergrad_lr=1e-3, hyperparams=("momentum",), space="unconstrained"), "momentum"),
+    (dict(hypergrad_lr=1e-3, wrt=("momentum",), space="unconstrained"), "momentum"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -312,7 +312,7 @@ def test_bad_optimizer_values_raise_value_error_naming_them():
     opt = Adam(0.1)
     opt.defaults["beta1"] = 1.5          # changed after construction: validated again
     with pytest.raises(ValueError, match="beta1"):
-        HD(opt, _params0(), hypergrad_lr=1e-3, hyperparams=("betas",))
+        HD(opt, _params0(), hypergrad_lr=1e-3, wrt=("betas",))
     with pytest.raises(ValueError, match="hyper-optimizer"):
         HD(Adam(0.1, optimizer=SGD(1e-3)), hypergrad_lr=1e-3)
     with pytest.raises(TypeError):

@@ -5,7 +5,8 @@ The names: ``hypergrad_lr`` (was ``hyper_lr`` in hyperopt.online),
 ``on_invalid`` (was ``on_invalid_lr`` in hyperopt.hd), ``space="raw"`` /
 ``"unconstrained"`` (were ``"natural"`` / ``"log"`` in hyperopt.online) and
 ``step`` for the step counter of every state (was ``count`` in hd, towers and
-schedules).
+schedules) and ``wrt`` for the tuned names of towers and HD (was ``hyperparams``,
+as hypergrad, online and tune already called them).
 """
 import pickle
 import warnings
@@ -201,3 +202,30 @@ def test_online_space_values(setup, old, new):
         lambda: _online(Online(setup, {"lr": 0.02}, mu=0.5, hypergrad_lr=1e-2, space=old).run()),
         f"space={old!r}")
     assert _same(a, expected) and _same(b, expected)
+
+
+# -- wrt (towers, hd_auto: was hyperparams) -------------------------------------------
+
+def _tower_run(**kw):
+    tower = Tower(SGD(0.05, momentum=0.5, optimizer=SGD(1e-3)), P, space="raw", **kw)
+    for _ in range(6):
+        tower.update(_grads(tower.params))
+    return [tower.params["w"], tower.params["b"]]
+
+
+def _hd_run(**kw):
+    hd = HD(Adam(0.02), P, hypergrad_lr=1e-4, **kw)
+    for _ in range(6):
+        hd.step(_grads(hd.params))
+    return [hd.params["w"], hd.params["b"]]
+
+
+@pytest.mark.parametrize("run", [_tower_run, _hd_run])
+def test_hyperparams_keyword(run):
+    new = run(wrt=("lr", "momentum") if run is _tower_run else ("lr", "betas"))
+    a, b = _calls_warn_once(
+        lambda: run(hyperparams=("lr", "momentum") if run is _tower_run else ("lr", "betas")),
+        "hyperparams")
+    assert _same(a, new) and _same(b, new)
+    with pytest.raises(TypeError, match="hyperparams"):
+        run(wrt=("lr",), hyperparams=("lr",))

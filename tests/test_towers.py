@@ -50,7 +50,7 @@ def mse(params, batch):
 
 def test_height_one_sgd_tower_is_sgdhd():
     kappa = 0.05
-    tower = Tower(SGD(0.2, optimizer=SGD(kappa)), P0, hyperparams=("lr",), space="raw")
+    tower = Tower(SGD(0.2, optimizer=SGD(kappa)), P0, wrt=("lr",), space="raw")
     ref = SGDHD(P0, lr=0.2, hypergrad_lr=kappa)
     for batch in BATCHES:
         loss = tower.step(mse, batch)
@@ -85,7 +85,7 @@ def test_hypergradients_equal_reverse_mode_through_one_step_per_level():
     level 1's lr equal `grad` of the loss at the new parameters through the last update
     of level 0 (and of level 1), every other input cut."""
     stack = Adam(0.01, betas=(0.8, 0.95), optimizer=Adam(0.05, optimizer=SGD(1e-3)))
-    tower = Tower(stack, P0, hyperparams=[("lr", "betas"), ("lr",)])
+    tower = Tower(stack, P0, wrt=[("lr", "betas"), ("lr",)])
     adam0, adam1 = stack_levels(stack)[:2]
     for batch in BATCHES[:4]:
         tower.step(mse, batch)
@@ -193,7 +193,7 @@ def test_training_loop_hparams_history_and_defaults():
 
 def test_per_parameter_hyperparameters():
     tower = Tower(SGD(0.1, optimizer=Adam(0.02, optimizer=SGD(1e-4))), P0,
-                  hyperparams=("lr",), per_parameter=[True, False])
+                  wrt=("lr",), per_parameter=[True, False])
     for batch in BATCHES:
         tower.step(mse, batch)
     lr = tower.hparams[0]["lr"]
@@ -271,16 +271,16 @@ def test_bad_tower_arguments_raise_value_error_naming_them():
         Tower(stack, P0)
     stack = Adam(1e-2, optimizer=SGD(1e-3))
     with pytest.raises(ValueError, match="'momentum'"):
-        Tower(stack, P0, hyperparams=("lr", "momentum"))
+        Tower(stack, P0, wrt=("lr", "momentum"))
     with pytest.raises(ValueError, match="one entry per tuned level"):
-        Tower(stack, P0, hyperparams=[("lr",), ("lr",)])
+        Tower(stack, P0, wrt=[("lr",), ("lr",)])
     with pytest.raises(ValueError, match="space"):
         Tower(stack, P0, space="log")
     with pytest.raises(ValueError, match="on_invalid"):
         Tower(stack, P0, on_invalid="sometimes")
     with pytest.raises(ValueError, match="weight_decay"):   # 0 cannot move in log space
-        Tower(stack, P0, hyperparams=("lr", "weight_decay"))
-    Tower(stack, P0, hyperparams=("lr", "weight_decay"), space="raw")   # fine in raw space
+        Tower(stack, P0, wrt=("lr", "weight_decay"))
+    Tower(stack, P0, wrt=("lr", "weight_decay"), space="raw")   # fine in raw space
     with pytest.raises(TypeError):
         Tower("adam", P0)
 
@@ -373,7 +373,7 @@ def test_taller_towers_are_less_sensitive_on_a_noisy_quadratic():
 
     def run(stack, steps=300):
         rng = np.random.default_rng(0)
-        tower = Tower(stack, np.zeros(20), hyperparams=("lr",), history=False)
+        tower = Tower(stack, np.zeros(20), wrt=("lr",), history=False)
         loss = lambda p, noise: 0.5 * np.sum(curvature * (p - 1.0) ** 2) + np.sum(noise * p)
         for _ in range(steps):
             tower.step(loss, 0.1 * rng.standard_normal(20))
@@ -395,7 +395,7 @@ def test_taller_towers_are_less_sensitive_on_digits():
 
     def run(stack, steps=300, batch=64):
         rng = np.random.default_rng(0)
-        tower = Tower(stack, {"w": np.zeros((64, 10)), "b": np.zeros(10)}, hyperparams=("lr",),
+        tower = Tower(stack, {"w": np.zeros((64, 10)), "b": np.zeros(10)}, wrt=("lr",),
                       history=False)
         for _ in range(steps):
             i = rng.integers(0, len(x_all), batch)
