@@ -842,7 +842,7 @@ def _figure_tune(res, names, caption: str):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from .population import style_history_axis
     it = [r["iteration"] for r in res.history]
     best = res.best_iteration
     panels = names + ["val_loss"]
@@ -854,12 +854,7 @@ def _figure_tune(res, names, caption: str):
             ax.plot(it, ys, marker="o", ms=3, label=col if len(cols) > 1 else None)
             ax.plot([best], [ys[best]], linestyle="none", marker="*", ms=13, color="tab:red",
                     zorder=5, label=f"best: it. {best}" if col == cols[0] else None)
-        if name in ("lr", "weight_decay", "init_scale", "eps"):
-            ax.set_yscale("log")
-        ax.set_xlabel("hyper-iteration")
-        ax.set_ylabel("validation loss" if name == "val_loss" else name)
-        ax.set_title(name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        style_history_axis(ax, name)
         ax.legend(fontsize=7)
     fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7)
     fig.tight_layout(rect=(0, 0.05, 1, 1))

@@ -272,13 +272,24 @@ def write_population_csv(result: PopulationResult, path: str) -> None:
 
 # -- the command line: python -m hyperopt tune --population N -----------------------
 
+def style_history_axis(ax, name: str) -> None:
+    """A trajectory panel of a tuning history: log scale for scale-like
+    hyperparameters, integer hyper-iterations, labels."""
+    from matplotlib.ticker import MaxNLocator
+    if name in ("lr", "weight_decay", "init_scale", "eps"):
+        ax.set_yscale("log")
+    ax.set_xlabel("hyper-iteration")
+    ax.set_ylabel("validation loss" if name == "val_loss" else name)
+    ax.set_title(name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _figure(result: PopulationResult, names: list, caption: str):
     """Trajectories of every member (one panel per tuned hyperparameter and the
     validation loss), the best member drawn thick with its best iteration starred."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
     best = result.best
     panels = list(names) + ["val_loss"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
@@ -299,12 +310,7 @@ def _figure(result: PopulationResult, names: list, caption: str):
                                 ms=13, color="tab:red", linestyle="none", zorder=5)
                 else:
                     ax.plot(it, ys, color=colour, lw=0.9, alpha=0.6)
-        if name in ("lr", "weight_decay", "init_scale", "eps"):
-            ax.set_yscale("log")
-        ax.set_xlabel("hyper-iteration")
-        ax.set_ylabel("validation loss" if name == "val_loss" else name)
-        ax.set_title(name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        style_history_axis(ax, name)
         if best >= 0:
             ax.legend(fontsize=7)
     fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7)

@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
