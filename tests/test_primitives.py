@@ -850,3 +850,19 @@ def test_logsumexp_is_stable():
     np.testing.assert_allclose(grad(ops.softplus)(np.array(1000.0)), 1.0)
     np.testing.assert_allclose(grad(ops.sigmoid)(np.array(-1000.0)), 0.0)
     assert np.all(np.isfinite(jvp(lambda x: np.logaddexp(x, 0.0), (x,), (np.ones(3),))[1]))
+
+
+def test_per_argument_jvp_rules_replace_a_joint_rule():
+    """defelementwise gives a two-argument op a joint jvp; per-argument rules defined
+    later (defjvp) must be the ones the forward trace uses, not the stale joint one."""
+    from autodiff import jvp
+    from autodiff.core import Primitive
+    from autodiff.rules.base import ONE, defelementwise, defjvp
+    p = Primitive("test_joint_then_per_argument", np.add)
+    defelementwise(p, ONE, ONE)
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    _, t = jvp(lambda a, b: p(a, b), (x, y), (np.ones(2), np.ones(2)))
+    assert np.array_equal(t, [2.0, 2.0])
+    defjvp(p, lambda t, ans, a, b: 3.0 * t, lambda t, ans, a, b: 5.0 * t)
+    _, t = jvp(lambda a, b: p(a, b), (x, y), (np.ones(2), np.ones(2)))
+    assert np.array_equal(t, [8.0, 8.0])

@@ -55,8 +55,11 @@ def complex_rules(*prims):
 
 
 def defjvp(prim, *rules):
-    """Per-argument jvp rules: ``rule(t, ans, *args, **params)``; None = no rule."""
+    """Per-argument jvp rules: ``rule(t, ans, *args, **params)``; None = no rule.
+    They replace any joint rule (`defjvp_all`) the primitive had, which the trace
+    would otherwise prefer."""
     prim.jvps = tuple(rules)
+    prim.jvp = None
 
 
 def defjvp_all(prim, rule):
