@@ -6,7 +6,6 @@ the suite runs with (tests/conftest.py: AUTODIFF_JIT_BACKEND=python), so their
 numbers can be compared with this process's bit for bit.  Tests that SIGKILL a
 worker wait for the nanny to bring it back before the next test uses the cluster.
 """
-import csv
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from hyperopt.models import MLP                                        # noqa: E
 from hyperopt.optim import SGD, Adam                                   # noqa: E402
 from hyperopt.population import grid, run_population                   # noqa: E402
 from hyperopt.tune import Tuner                                        # noqa: E402
+from test_cli import _env, _rows  # noqa: E402  (the command-line tests' helpers)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING = ("seconds", "calibration_seconds")
@@ -240,17 +240,6 @@ def test_grid():
 
 
 # -- the command line ----------------------------------------------------------------
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
-
-
-def _rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
 
 def test_a_killed_client_resumes_to_the_same_csv(tmp_path):
     args = [sys.executable, "-m", "hyperopt", "tune", "--population", "3", "--steps", "40",
